@@ -1,0 +1,543 @@
+//! The durable, append-only journal of block signing decisions.
+//!
+//! # File format
+//!
+//! ```text
+//! header  = "FNSJRNL1"                                   (8 bytes: magic + format version)
+//! record  = len: u32 little-endian                       (length of payload, 1..=MAX_PAYLOAD)
+//!           payload: postcard(JournalRecord)             (len bytes)
+//!           checksum: first 8 bytes of SHA-256(len || payload)
+//! ```
+//!
+//! The file is created atomically (written and synced under a temporary name, then hard-linked into place, then the
+//! directory is fsynced), so the header is never torn. [`SignerJournal::append`] writes one record with a single
+//! `write` and `fdatasync`s it before returning; a record is acknowledged only after that.
+//!
+//! # Recovery
+//!
+//! [`SignerJournal::open`] replays every record. A LAST record that runs past the end of the file (a crash during
+//! an append that was never acknowledged) is truncated away with a warning. Everything else is an error
+//! ([`JournalError::Corrupt`] with the byte offset of the damaged record), including a complete-length last record
+//! with a bad checksum and a length prefix out of range: the guard then refuses to start, never resets silently. An
+//! operator decides (restore from backup, or inspect and cut the file by hand).
+//!
+//! The journal takes an exclusive advisory lock (`flock`) on the file, so two guards (threads or processes) can't
+//! append to the same journal: the second open fails with [`JournalError::Locked`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Refusal;
+
+/// Magic and format version at the start of every journal file.
+pub const JOURNAL_MAGIC: [u8; 8] = *b"FNSJRNL1";
+/// Largest accepted payload length; a larger length prefix is corruption (a record is under 50 bytes).
+pub const MAX_PAYLOAD: u32 = 256;
+const LEN_PREFIX: usize = 4;
+const CHECKSUM_LEN: usize = 8;
+
+/// One signing decision, written before the HSM is asked to sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// Block height.
+    pub height: u32,
+    /// The digest about to be signed (block hash, raw byte order).
+    pub block_hash: [u8; 32],
+    /// Wall-clock time of the decision, milliseconds since the Unix epoch (informational).
+    pub unix_ms: u64,
+}
+
+/// Why the journal can't be opened or appended to.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// An IO operation failed.
+    #[error("signer journal {}: {op} failed: {source}", path.display())]
+    Io {
+        /// Journal path.
+        path: PathBuf,
+        /// What we were doing.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another open journal (in this or another process) holds the lock.
+    #[error("signer journal {} is locked by another signer (only one guard may use a journal)", path.display())]
+    Locked {
+        /// Journal path.
+        path: PathBuf,
+    },
+    /// The file is damaged in a way that is not a torn last record. The guard refuses to start.
+    #[error("signer journal {} is corrupt at byte offset {offset}: {reason}; refusing to start (restore it or repair it by hand; never delete it to get going)", path.display())]
+    Corrupt {
+        /// Journal path.
+        path: PathBuf,
+        /// Byte offset of the damaged record (0: the header).
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record the policy refuses given the records before it (the journal was edited or mixed up).
+    #[error("signer journal {} is inconsistent at byte offset {offset}: {refusal}", path.display())]
+    Inconsistent {
+        /// Journal path.
+        path: PathBuf,
+        /// Byte offset of the offending record.
+        offset: u64,
+        /// What the policy says about it.
+        refusal: Refusal,
+    },
+    /// An earlier append failed; the on-disk state is unknown until the journal is reopened.
+    #[error("signer journal {} is unusable after an earlier write failure; restart the signer", path.display())]
+    Poisoned {
+        /// Journal path.
+        path: PathBuf,
+    },
+    /// A record could not be encoded.
+    #[error("cannot encode a signer journal record: {0}")]
+    Encode(#[from] postcard::Error),
+}
+
+/// The append-only journal file, open and locked.
+#[derive(Debug)]
+pub struct SignerJournal {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    last: Option<JournalRecord>,
+    record_count: u64,
+    poisoned: bool,
+}
+
+impl SignerJournal {
+    /// Opens (creating if missing) and replays the journal at `path`. See the module docs for recovery rules.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, |_, _| Ok(()))
+    }
+
+    /// Like [`open`](Self::open), calling `visit(offset, record)` for every valid record in file order; an error from
+    /// `visit` aborts the open.
+    pub fn open_with(
+        path: &Path,
+        mut visit: impl FnMut(u64, &JournalRecord) -> Result<(), JournalError>,
+    ) -> Result<Self, JournalError> {
+        create_if_missing(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err(path, "open"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(path, "lock")(e)),
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io_err(path, "read"))?;
+        let replay = replay(path, &bytes, &mut visit)?;
+        let mut len = bytes.len() as u64;
+        if replay.valid_len < len {
+            tracing::warn!(target: "hsm", path = %path.display(), offset = replay.valid_len,
+                dropped_bytes = len - replay.valid_len,
+                "signer journal: truncating a torn last record (a crash during an append that was never acknowledged)");
+            file.set_len(replay.valid_len)
+                .map_err(io_err(path, "truncate torn record"))?;
+            file.sync_all()
+                .map_err(io_err(path, "fsync after truncation"))?;
+            len = replay.valid_len;
+        }
+        tracing::info!(target: "hsm", path = %path.display(), records = replay.record_count,
+            last_height = replay.last.map(|r| r.height), "signer journal opened");
+        Ok(SignerJournal {
+            path: path.to_path_buf(),
+            file,
+            len,
+            last: replay.last,
+            record_count: replay.record_count,
+            poisoned: false,
+        })
+    }
+
+    /// Appends `record` and `fdatasync`s the file before returning. After a failure the journal is poisoned (every
+    /// later append fails) because the on-disk state is unknown; reopening recovers.
+    pub fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        let frame = encode_frame(record)?;
+        let written = self
+            .file
+            .write_all(&frame)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.poisoned = true;
+            // Best effort: drop the partial record so that a restart sees a clean tail.
+            let _ = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data());
+            return Err(io_err(&self.path, "append")(e));
+        }
+        self.len += frame.len() as u64;
+        self.last = Some(*record);
+        self.record_count += 1;
+        Ok(())
+    }
+
+    /// The last record (after replay and appends).
+    pub fn last(&self) -> Option<JournalRecord> {
+        self.last
+    }
+
+    /// How many records the journal holds.
+    pub fn record_count(&self) -> u64 {
+        self.record_count
+    }
+
+    /// The journal file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Encodes one record as `len || payload || checksum`.
+pub fn encode_frame(record: &JournalRecord) -> Result<Vec<u8>, JournalError> {
+    let payload = postcard::to_stdvec(record)?;
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(LEN_PREFIX + payload.len() + CHECKSUM_LEN);
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&payload);
+    let sum = checksum(&len.to_le_bytes(), &payload);
+    frame.extend_from_slice(&sum);
+    Ok(frame)
+}
+
+fn checksum(len: &[u8; 4], payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let digest = Sha256::new()
+        .chain_update(len)
+        .chain_update(payload)
+        .finalize();
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&digest[..CHECKSUM_LEN]);
+    out
+}
+
+struct Replay {
+    valid_len: u64,
+    last: Option<JournalRecord>,
+    record_count: u64,
+}
+
+fn replay(
+    path: &Path,
+    bytes: &[u8],
+    visit: &mut impl FnMut(u64, &JournalRecord) -> Result<(), JournalError>,
+) -> Result<Replay, JournalError> {
+    let corrupt = |offset: usize, reason: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    if bytes.get(..JOURNAL_MAGIC.len()) != Some(&JOURNAL_MAGIC[..]) {
+        return Err(corrupt(
+            0,
+            "missing or wrong header (not a signer journal, or another format version)".into(),
+        ));
+    }
+    let mut offset = JOURNAL_MAGIC.len();
+    let mut last = None;
+    let mut record_count = 0u64;
+    while offset < bytes.len() {
+        let rest = bytes.get(offset..).unwrap_or_default();
+        let Some(len_bytes) = rest
+            .get(..LEN_PREFIX)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        else {
+            break; // torn length prefix
+        };
+        let len = u32::from_le_bytes(len_bytes);
+        if len == 0 || len > MAX_PAYLOAD {
+            return Err(corrupt(
+                offset,
+                format!("record length {len} out of range 1..={MAX_PAYLOAD}"),
+            ));
+        }
+        let len = len as usize;
+        let (Some(payload), Some(sum)) = (
+            rest.get(LEN_PREFIX..LEN_PREFIX + len),
+            rest.get(LEN_PREFIX + len..LEN_PREFIX + len + CHECKSUM_LEN),
+        ) else {
+            break; // torn payload or checksum
+        };
+        if checksum(&len_bytes, payload)[..] != sum[..] {
+            return Err(corrupt(offset, "checksum mismatch".into()));
+        }
+        let record = match postcard::take_from_bytes::<JournalRecord>(payload) {
+            Ok((record, [])) => record,
+            Ok((_, extra)) => {
+                return Err(corrupt(
+                    offset,
+                    format!("{} unexpected bytes after the record", extra.len()),
+                ))
+            }
+            Err(e) => return Err(corrupt(offset, format!("undecodable record: {e}"))),
+        };
+        visit(offset as u64, &record)?;
+        last = Some(record);
+        record_count += 1;
+        offset += LEN_PREFIX + len + CHECKSUM_LEN;
+    }
+    Ok(Replay {
+        valid_len: offset as u64,
+        last,
+        record_count,
+    })
+}
+
+/// Creates the journal with its header atomically if it does not exist: temp file, fsync, hard link into place (which
+/// never clobbers a file created meanwhile), fsync the directory.
+fn create_if_missing(path: &Path) -> Result<(), JournalError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(path, "stat")(e)),
+    }
+    let file_name = path.file_name().ok_or_else(|| JournalError::Io {
+        path: path.to_path_buf(),
+        op: "create",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "journal path has no file name"),
+    })?;
+    let mut tmp_name = file_name.to_os_string();
+    tmp_name.push(format!(".creating.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err(path, "create temporary file"))?;
+        f.write_all(&JOURNAL_MAGIC)
+            .map_err(io_err(path, "write header"))?;
+        f.sync_all().map_err(io_err(path, "fsync new file"))?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(path, "link new file into place")(e)),
+        }
+        sync_parent_dir(path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    if result.is_ok() {
+        tracing::info!(target: "hsm", path = %path.display(), "signer journal created");
+    }
+    result
+}
+
+fn sync_parent_dir(path: &Path) -> Result<(), JournalError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(path, "fsync directory"))
+}
+
+fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalError {
+    let path = path.to_path_buf();
+    move |source| JournalError::Io { path, op, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(height: u32, b: u8) -> JournalRecord {
+        JournalRecord {
+            height,
+            block_hash: [b; 32],
+            unix_ms: 1_700_000_000_000 + u64::from(height),
+        }
+    }
+
+    fn write_records(path: &Path, n: u32) -> Vec<u64> {
+        let mut j = SignerJournal::open(path).unwrap();
+        let mut offsets = Vec::new();
+        for h in 1..=n {
+            offsets.push(j.len);
+            j.append(&rec(h, h as u8)).unwrap();
+        }
+        offsets
+    }
+
+    #[test]
+    fn new_journal_has_header_and_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let j = SignerJournal::open(&path).unwrap();
+        assert_eq!(j.last(), None);
+        assert_eq!(j.record_count(), 0);
+        drop(j);
+        assert_eq!(std::fs::read(&path).unwrap(), JOURNAL_MAGIC);
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn records_round_trip_through_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_records(&path, 5);
+        let mut seen = Vec::new();
+        let j = SignerJournal::open_with(&path, |_, r| {
+            seen.push(*r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (1..=5).map(|h| rec(h, h as u8)).collect::<Vec<_>>());
+        assert_eq!(j.last(), Some(rec(5, 5)));
+        assert_eq!(j.record_count(), 5);
+    }
+
+    #[test]
+    fn every_torn_tail_is_truncated_and_appending_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let offsets = write_records(&path, 3);
+        let full = std::fs::read(&path).unwrap();
+        let last_start = offsets[2] as usize;
+        for cut in last_start + 1..full.len() {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let mut j = SignerJournal::open(&path).unwrap();
+            assert_eq!(j.last(), Some(rec(2, 2)), "cut at {cut}");
+            assert_eq!(j.record_count(), 2);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                last_start as u64,
+                "cut at {cut}"
+            );
+            j.append(&rec(3, 0x33)).unwrap();
+            drop(j);
+            let j = SignerJournal::open(&path).unwrap();
+            assert_eq!(j.last(), Some(rec(3, 0x33)));
+            assert_eq!(j.record_count(), 3);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_any_middle_record_is_corrupt_with_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let offsets = write_records(&path, 3);
+        let full = std::fs::read(&path).unwrap();
+        let (start, end) = (offsets[1] as usize, offsets[2] as usize);
+        for i in start..end {
+            let mut bad = full.clone();
+            bad[i] ^= 0x01;
+            std::fs::write(&path, &bad).unwrap();
+            match SignerJournal::open(&path) {
+                Err(JournalError::Corrupt { offset, .. }) => {
+                    assert_eq!(offset, start as u64, "flip at {i}")
+                }
+                other => panic!("flip at {i}: expected Corrupt, got {other:?}"),
+            }
+            // The damaged file is left untouched.
+            assert_eq!(std::fs::read(&path).unwrap(), bad);
+        }
+    }
+
+    #[test]
+    fn a_complete_last_record_with_bad_checksum_is_corrupt_not_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let offsets = write_records(&path, 2);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = SignerJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Corrupt { offset, .. } if offset == offsets[1]),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn zero_filled_tail_and_bad_header_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_records(&path, 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let good_len = bytes.len();
+        bytes.extend_from_slice(&[0u8; 40]);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = SignerJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Corrupt { offset, .. } if offset == good_len as u64),
+            "{err:?}"
+        );
+
+        std::fs::write(&path, b"not a journal at all").unwrap();
+        let err = SignerJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Corrupt { offset: 0, .. }),
+            "{err:?}"
+        );
+        std::fs::write(&path, b"FNS").unwrap();
+        assert!(matches!(
+            SignerJournal::open(&path),
+            Err(JournalError::Corrupt { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn second_open_is_locked_out_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let first = SignerJournal::open(&path).unwrap();
+        let err = SignerJournal::open(&path).unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err:?}");
+        drop(first);
+        SignerJournal::open(&path).unwrap();
+    }
+
+    #[test]
+    fn visitor_errors_abort_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        write_records(&path, 2);
+        let err = SignerJournal::open_with(&path, |offset, _| {
+            Err(JournalError::Corrupt {
+                path: PathBuf::from("x"),
+                offset,
+                reason: "visitor says no".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("visitor says no"), "{err}");
+    }
+
+    #[test]
+    fn missing_directory_error_names_the_path() {
+        let err =
+            SignerJournal::open(Path::new("/nonexistent-dir-for-hsm-test/journal")).unwrap_err();
+        assert!(matches!(err, JournalError::Io { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent-dir-for-hsm-test/journal"),
+            "{err}"
+        );
+    }
+}

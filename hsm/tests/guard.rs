@@ -1,0 +1,380 @@
+//! BlockSigningGuard with SoftwareSigner and with a real SoftHSM Pkcs11Signer: policy, journal replay, crash and
+//! damage recovery. Every returned signature is checked (DER + 0x01, low-S, verifies over the digest).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hsm::softhsm_testing::token_with_key;
+use hsm::{
+    BlockSigningGuard, DigestSigner, GuardError, JournalError, JournalRecord, Pkcs11Signer,
+    Refusal, SignedBlock, SignerJournal, SoftwareSigner,
+};
+use secp256k1::ecdsa::Signature;
+use secp256k1::{Message, PublicKey, SecretKey, SECP256K1};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type Factory = Box<dyn Fn() -> Box<dyn DigestSigner>>;
+
+const X: [u8; 32] = [0x58; 32];
+const Y: [u8; 32] = [0x59; 32];
+const Z: [u8; 32] = [0x5a; 32];
+
+fn software() -> Factory {
+    let secret = SecretKey::from_slice(&[0x24; 32]).expect("valid key");
+    Box::new(move || Box::new(SoftwareSigner::new(secret)))
+}
+
+fn pkcs11(prefix: &str) -> Factory {
+    let token = token_with_key(prefix).expect("SoftHSM token");
+    Box::new(move || {
+        Box::new(Pkcs11Signer::open(&token.config, &token.user_pin).expect("open PKCS#11 signer"))
+    })
+}
+
+/// Checks the Elements form (DER + SIGHASH_ALL) and that the signature verifies, low-S, over `digest`.
+fn assert_valid(sig: &[u8], digest: [u8; 32], pk: &PublicKey) {
+    let (der, sighash) = sig.split_at(sig.len() - 1);
+    assert_eq!(sighash, [0x01]);
+    let parsed = Signature::from_der(der).expect("strict DER");
+    let mut normalised = parsed;
+    normalised.normalize_s();
+    assert_eq!(normalised, parsed, "high-S signature returned");
+    SECP256K1
+        .verify_ecdsa(&Message::from_digest(digest), &parsed, pk)
+        .expect("guard signature must verify over the digest");
+}
+
+fn sign_ok(guard: &mut BlockSigningGuard<Box<dyn DigestSigner>>, height: u32, hash: [u8; 32]) {
+    let sig = guard
+        .sign_block(height, hash)
+        .unwrap_or_else(|e| panic!("sign ({height}, {:02x}) should succeed: {e}", hash[0]));
+    assert_valid(&sig, hash, &guard.public_key());
+}
+
+fn refused(
+    guard: &mut BlockSigningGuard<Box<dyn DigestSigner>>,
+    height: u32,
+    hash: [u8; 32],
+) -> Refusal {
+    match guard.sign_block(height, hash) {
+        Err(GuardError::Refused(r)) => r,
+        other => panic!(
+            "sign ({height}, {:02x}) should be refused, got {other:?}",
+            hash[0]
+        ),
+    }
+}
+
+fn policy_rules_hold_across_reopen(make: Factory) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    let mut guard = BlockSigningGuard::open(&path, make())?;
+    assert_eq!(guard.last_signed(), None);
+    sign_ok(&mut guard, 5, X);
+    sign_ok(&mut guard, 5, X); // idempotent
+    assert_eq!(
+        refused(&mut guard, 5, Y),
+        Refusal::ConflictingHash {
+            height: 5,
+            signed: X,
+            requested: Y
+        }
+    );
+    assert_eq!(
+        refused(&mut guard, 4, Z),
+        Refusal::HeightRegression {
+            requested: 4,
+            last: 5
+        }
+    );
+    sign_ok(&mut guard, 6, Y);
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 6,
+            block_hash: Y
+        })
+    );
+    drop(guard);
+    // Refused and repeated requests wrote nothing: two decisions, two records.
+    assert_eq!(SignerJournal::open(&path)?.record_count(), 2);
+
+    let mut guard = BlockSigningGuard::open(&path, make())?;
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 6,
+            block_hash: Y
+        })
+    );
+    assert_eq!(
+        refused(&mut guard, 6, X),
+        Refusal::ConflictingHash {
+            height: 6,
+            signed: Y,
+            requested: X
+        }
+    );
+    assert_eq!(
+        refused(&mut guard, 5, X),
+        Refusal::HeightRegression {
+            requested: 5,
+            last: 6
+        }
+    );
+    assert_eq!(
+        refused(&mut guard, 4, Z),
+        Refusal::HeightRegression {
+            requested: 4,
+            last: 6
+        }
+    );
+    sign_ok(&mut guard, 6, Y);
+    sign_ok(&mut guard, 7, X);
+    drop(guard);
+    let journal = SignerJournal::open(&path)?;
+    assert_eq!(journal.record_count(), 3);
+    assert_eq!(
+        journal.last().map(|r| (r.height, r.block_hash)),
+        Some((7, X))
+    );
+    Ok(())
+}
+
+fn crash_after_journal_write_before_signature(make: Factory) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    {
+        let mut guard = BlockSigningGuard::open(&path, make())?;
+        sign_ok(&mut guard, 9, Z);
+    }
+    // The decision for height 10 reached the journal, then the process died before the HSM signed.
+    {
+        let mut journal = SignerJournal::open(&path)?;
+        journal.append(&JournalRecord {
+            height: 10,
+            block_hash: X,
+            unix_ms: 1,
+        })?;
+    }
+    let mut guard = BlockSigningGuard::open(&path, make())?;
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 10,
+            block_hash: X
+        })
+    );
+    assert_eq!(
+        refused(&mut guard, 10, Y),
+        Refusal::ConflictingHash {
+            height: 10,
+            signed: X,
+            requested: Y
+        }
+    );
+    sign_ok(&mut guard, 10, X);
+    Ok(())
+}
+
+/// Captures `tracing` output of the closure (this thread only).
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().expect("log buffer")).into_owned();
+    (out, text)
+}
+
+fn torn_last_record_is_truncated_with_a_warning(make: Factory) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    {
+        let mut guard = BlockSigningGuard::open(&path, make())?;
+        sign_ok(&mut guard, 5, X);
+        sign_ok(&mut guard, 6, Y);
+    }
+    let full_len = std::fs::metadata(&path)?.len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.set_len(full_len - 3)?;
+    drop(file);
+    let (guard, logs) = capture_logs(|| BlockSigningGuard::open(&path, make()));
+    let mut guard = guard?;
+    assert!(
+        logs.contains("WARN") && logs.contains("torn"),
+        "expected a warning, logs:\n{logs}"
+    );
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 5,
+            block_hash: X
+        })
+    );
+    let record_len = (full_len - 8) / 2;
+    assert_eq!(
+        std::fs::metadata(&path)?.len(),
+        8 + record_len,
+        "torn bytes must be cut off"
+    );
+    // Height 6 was never acknowledged in the journal's view: it is free again; 5 stays locked to X.
+    assert_eq!(
+        refused(&mut guard, 5, Y),
+        Refusal::ConflictingHash {
+            height: 5,
+            signed: X,
+            requested: Y
+        }
+    );
+    sign_ok(&mut guard, 6, Z);
+    drop(guard);
+    assert_eq!(SignerJournal::open(&path)?.record_count(), 2);
+    Ok(())
+}
+
+fn corrupt_middle_record_refuses_to_open(make: Factory) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    {
+        let mut guard = BlockSigningGuard::open(&path, make())?;
+        sign_ok(&mut guard, 5, X);
+        sign_ok(&mut guard, 6, Y);
+        sign_ok(&mut guard, 7, Z);
+    }
+    let mut bytes = std::fs::read(&path)?;
+    let first_payload = u32::from_le_bytes(bytes[8..12].try_into()?) as u64;
+    let second_record = 8 + 4 + first_payload + 8;
+    bytes[second_record as usize + 10] ^= 0x40; // inside the second record's payload
+    std::fs::write(&path, &bytes)?;
+    match BlockSigningGuard::open(&path, make()) {
+        Err(GuardError::Journal(JournalError::Corrupt { offset, .. })) => {
+            assert_eq!(offset, second_record)
+        }
+        Err(other) => panic!("expected Corrupt, got {other:?}"),
+        Ok(_) => panic!("a corrupt journal must not open"),
+    }
+    // Nothing was "repaired": the file is as we left it.
+    assert_eq!(std::fs::read(&path)?, bytes);
+    Ok(())
+}
+
+#[test]
+fn software_policy_rules_hold_across_reopen() -> TestResult {
+    policy_rules_hold_across_reopen(software())
+}
+
+#[test]
+fn pkcs11_policy_rules_hold_across_reopen() -> TestResult {
+    policy_rules_hold_across_reopen(pkcs11("guard-rules"))
+}
+
+#[test]
+fn software_crash_after_journal_write_before_signature() -> TestResult {
+    crash_after_journal_write_before_signature(software())
+}
+
+#[test]
+fn pkcs11_crash_after_journal_write_before_signature() -> TestResult {
+    crash_after_journal_write_before_signature(pkcs11("guard-crash"))
+}
+
+#[test]
+fn software_torn_last_record_is_truncated_with_a_warning() -> TestResult {
+    torn_last_record_is_truncated_with_a_warning(software())
+}
+
+#[test]
+fn pkcs11_torn_last_record_is_truncated_with_a_warning() -> TestResult {
+    torn_last_record_is_truncated_with_a_warning(pkcs11("guard-torn"))
+}
+
+#[test]
+fn software_corrupt_middle_record_refuses_to_open() -> TestResult {
+    corrupt_middle_record_refuses_to_open(software())
+}
+
+#[test]
+fn pkcs11_corrupt_middle_record_refuses_to_open() -> TestResult {
+    corrupt_middle_record_refuses_to_open(pkcs11("guard-corrupt"))
+}
+
+#[test]
+fn journal_records_that_break_the_policy_refuse_to_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    {
+        let mut journal = SignerJournal::open(&path)?;
+        journal.append(&JournalRecord {
+            height: 7,
+            block_hash: X,
+            unix_ms: 1,
+        })?;
+        journal.append(&JournalRecord {
+            height: 5,
+            block_hash: X,
+            unix_ms: 2,
+        })?;
+    }
+    match BlockSigningGuard::open(&path, software()()) {
+        Err(GuardError::Journal(JournalError::Inconsistent { refusal, .. })) => {
+            assert_eq!(
+                refusal,
+                Refusal::HeightRegression {
+                    requested: 5,
+                    last: 7
+                }
+            )
+        }
+        Err(other) => panic!("expected Inconsistent, got {other:?}"),
+        Ok(_) => panic!("an inconsistent journal must not open"),
+    }
+    Ok(())
+}
+
+#[test]
+fn two_guards_cannot_share_a_journal() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    let first = BlockSigningGuard::open(&path, software()())?;
+    match BlockSigningGuard::open(&path, software()()) {
+        Err(GuardError::Journal(JournalError::Locked { .. })) => {}
+        Err(other) => panic!("expected Locked, got {other:?}"),
+        Ok(_) => panic!("a second guard on the same journal must be refused"),
+    }
+    drop(first);
+    BlockSigningGuard::open(&path, software()())?;
+    Ok(())
+}
+
+#[test]
+fn journal_in_a_missing_directory_is_an_io_error_naming_the_path() {
+    let path = Path::new("/nonexistent-hsm-guard-test/signer.journal");
+    match BlockSigningGuard::open(path, software()()) {
+        Err(e @ GuardError::Journal(JournalError::Io { .. })) => {
+            assert!(
+                e.to_string()
+                    .contains("/nonexistent-hsm-guard-test/signer.journal"),
+                "{e}"
+            )
+        }
+        Err(other) => panic!("expected Io, got {other:?}"),
+        Ok(_) => panic!("must fail"),
+    }
+}
