@@ -1,0 +1,254 @@
+//! Wire encoding of [`ConsensusMessage`]: one version byte, then a postcard-encoded envelope; blocks inside
+//! are carried as `elements` consensus-encoded bytes.
+//!
+//! The decoder bounds the input size, rejects unknown versions, trailing bytes, blocks that do not decode
+//! (or have trailing bytes), and block signatures that are empty or longer than
+//! [`MAX_BLOCK_SIGNATURE_BYTES`]. It never panics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{
+    BlockSignature, ConsensusMessage, Precommit, Proposal, Status, MAX_BLOCK_SIGNATURE_BYTES,
+    MAX_MESSAGE_BYTES,
+};
+
+/// The version byte of the current encoding.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Why bytes are not a valid consensus message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input is empty.
+    #[error("empty consensus message")]
+    Empty,
+    /// The input is longer than [`MAX_MESSAGE_BYTES`].
+    #[error("consensus message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Input length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The version byte is not one we speak.
+    #[error("unsupported consensus message version {0} (expected {WIRE_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The postcard envelope is malformed.
+    #[error("malformed consensus message envelope: {0}")]
+    Envelope(String),
+    /// Bytes follow the envelope.
+    #[error("{0} trailing bytes after the consensus message")]
+    TrailingBytes(usize),
+    /// A block inside the message is not a valid consensus-encoded Elements block.
+    #[error("block in {kind} message does not decode: {reason}")]
+    Block {
+        /// The message kind.
+        kind: &'static str,
+        /// The elements decoder's error.
+        reason: String,
+    },
+    /// A block signature has an impossible length.
+    #[error("block signature of {len} bytes (expected 1..={MAX_BLOCK_SIGNATURE_BYTES})")]
+    SignatureLength {
+        /// The length found.
+        len: usize,
+    },
+}
+
+/// A byte string that postcard encodes as length + raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl serde::de::Visitor<'_> for BytesVisitor {
+            type Value = Bytes;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(bytes.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(BytesVisitor)
+    }
+}
+
+/// The envelope as it is on the wire (variant order is part of the format: append only).
+#[derive(Serialize, Deserialize)]
+enum Wire {
+    Proposal {
+        height: u32,
+        round: u64,
+        block: Bytes,
+        proposed_at_ms: u64,
+    },
+    Precommit {
+        height: u32,
+        round: u64,
+        block_hash: [u8; 32],
+        member: u16,
+        signature_r: [u8; 32],
+        signature_s: [u8; 32],
+    },
+    BlockSignature {
+        height: u32,
+        block_hash: [u8; 32],
+        member: u16,
+        signature: Bytes,
+    },
+    FinalBlock {
+        block: Bytes,
+    },
+    Status {
+        height: u32,
+        tip_hash: [u8; 32],
+    },
+}
+
+fn split_signature(signature: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&signature[..32]);
+    s.copy_from_slice(&signature[32..]);
+    (r, s)
+}
+
+fn join_signature(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(r);
+    signature[32..].copy_from_slice(s);
+    signature
+}
+
+fn decode_block(kind: &'static str, bytes: &[u8]) -> Result<elements::Block, DecodeError> {
+    elements::encode::deserialize(bytes).map_err(|error| DecodeError::Block {
+        kind,
+        reason: error.to_string(),
+    })
+}
+
+impl ConsensusMessage {
+    /// The wire bytes of this message.
+    pub fn encode(&self) -> Vec<u8> {
+        let wire = match self {
+            ConsensusMessage::Proposal(proposal) => Wire::Proposal {
+                height: proposal.height,
+                round: proposal.round,
+                block: Bytes(elements::encode::serialize(&proposal.block)),
+                proposed_at_ms: proposal.proposed_at_ms,
+            },
+            ConsensusMessage::Precommit(precommit) => {
+                let (signature_r, signature_s) = split_signature(&precommit.signature);
+                Wire::Precommit {
+                    height: precommit.height,
+                    round: precommit.round,
+                    block_hash: precommit.block_hash.to_byte_array(),
+                    member: precommit.member,
+                    signature_r,
+                    signature_s,
+                }
+            }
+            ConsensusMessage::BlockSignature(signature) => Wire::BlockSignature {
+                height: signature.height,
+                block_hash: signature.block_hash.to_byte_array(),
+                member: signature.member,
+                signature: Bytes(signature.signature.clone()),
+            },
+            ConsensusMessage::FinalBlock(block) => Wire::FinalBlock {
+                block: Bytes(elements::encode::serialize(block)),
+            },
+            ConsensusMessage::Status(status) => Wire::Status {
+                height: status.height,
+                tip_hash: status.tip_hash.to_byte_array(),
+            },
+        };
+        let mut out = vec![WIRE_VERSION];
+        // Serializing into a Vec cannot fail for these plain data types; an error would leave only the
+        // version byte, which every decoder rejects.
+        if let Ok(body) = postcard::to_stdvec(&wire) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// Parses wire bytes. Never panics; see the module docs for what is rejected.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if *version != WIRE_VERSION {
+            return Err(DecodeError::UnsupportedVersion(*version));
+        }
+        let (wire, rest) = postcard::take_from_bytes::<Wire>(body)
+            .map_err(|error| DecodeError::Envelope(error.to_string()))?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes(rest.len()));
+        }
+        let message = match wire {
+            Wire::Proposal {
+                height,
+                round,
+                block,
+                proposed_at_ms,
+            } => ConsensusMessage::Proposal(Proposal {
+                height,
+                round,
+                block: decode_block("proposal", &block.0)?,
+                proposed_at_ms,
+            }),
+            Wire::Precommit {
+                height,
+                round,
+                block_hash,
+                member,
+                signature_r,
+                signature_s,
+            } => ConsensusMessage::Precommit(Precommit {
+                height,
+                round,
+                block_hash: elements::BlockHash::from_byte_array(block_hash),
+                member,
+                signature: join_signature(&signature_r, &signature_s),
+            }),
+            Wire::BlockSignature {
+                height,
+                block_hash,
+                member,
+                signature,
+            } => {
+                let len = signature.0.len();
+                if len == 0 || len > MAX_BLOCK_SIGNATURE_BYTES {
+                    return Err(DecodeError::SignatureLength { len });
+                }
+                ConsensusMessage::BlockSignature(BlockSignature {
+                    height,
+                    block_hash: elements::BlockHash::from_byte_array(block_hash),
+                    member,
+                    signature: signature.0,
+                })
+            }
+            Wire::FinalBlock { block } => {
+                ConsensusMessage::FinalBlock(decode_block("final_block", &block.0)?)
+            }
+            Wire::Status { height, tip_hash } => ConsensusMessage::Status(Status {
+                height,
+                tip_hash: elements::BlockHash::from_byte_array(tip_hash),
+            }),
+        };
+        Ok(message)
+    }
+}
