@@ -1,0 +1,315 @@
+//! `federation.toml`: the federation's shared parameters and member list.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Deserialize;
+
+use super::duration::{format_duration, parse_duration};
+use super::error::ConfigError;
+use super::fields::{
+    check_member_name, parse_block_pubkey, parse_ed25519_peer_id, parse_multiaddr, tcp_port,
+};
+
+/// Block interval used when `block_interval` is absent.
+pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_secs(120);
+/// Shortest accepted block interval.
+pub const MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest accepted federation size.
+pub const MAX_MEMBERS: usize = 15;
+/// Longest accepted chain name, in bytes.
+const MAX_CHAIN_NAME_LEN: usize = 64;
+
+/// The federation configuration (`federation.toml`), identical at every member.
+///
+/// ```toml
+/// chain_name = "demo"
+/// threshold = 2
+/// block_interval = "120s"
+/// genesis_time = 1700000000
+///
+/// [[members]]
+/// name = "alice"
+/// block_pubkey = "02…"          # hex, compressed, 33 bytes
+/// peer_id = "12D3KooW…"        # ed25519 libp2p PeerId
+/// address = "/ip4/127.0.0.1/tcp/7101"   # or "127.0.0.1:7101"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// Name of the chain: non-empty printable ASCII, at most 64 bytes.
+    pub chain_name: String,
+    /// Number of member signatures that make a block final (m of n), `1..=members.len()`.
+    pub threshold: usize,
+    /// Target time between blocks, at least 100 ms (default 120 s).
+    pub block_interval: Duration,
+    /// Unix time (seconds) of the genesis block.
+    pub genesis_time: u32,
+    /// The members, in file order (1 to 15).
+    pub members: Vec<MemberConfig>,
+}
+
+/// One member of the federation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// Unique name, `[A-Za-z0-9_-]{1,32}`.
+    pub name: String,
+    /// Unique block-signing public key (held in the member's HSM).
+    pub block_pubkey: secp256k1::PublicKey,
+    /// Unique ed25519 libp2p identity.
+    pub peer_id: PeerId,
+    /// Unique TCP address where the member listens: `/ip4|ip6/<address>/tcp/<port>`.
+    pub address: Multiaddr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    chain_name: Option<String>,
+    threshold: Option<i64>,
+    block_interval: Option<String>,
+    genesis_time: Option<i64>,
+    members: Option<Vec<RawMember>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    name: Option<String>,
+    block_pubkey: Option<String>,
+    peer_id: Option<String>,
+    address: Option<String>,
+}
+
+impl FederationConfig {
+    /// Reads and validates a federation file. A missing file is an [`ConfigError::Io`] naming the path.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates a federation config from TOML text.
+    pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
+        Self::parse(s, Path::new("<string>"))
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawFederation = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from(path),
+            message: e.to_string(),
+        })?;
+        validate(raw)
+    }
+
+    /// Renders the config as TOML that [`FederationConfig::from_toml_str`] reads back to an equal value.
+    pub fn to_toml_string(&self) -> String {
+        let mut table = toml::Table::new();
+        table.insert("chain_name".into(), self.chain_name.clone().into());
+        table.insert(
+            "threshold".into(),
+            toml::Value::Integer(self.threshold as i64),
+        );
+        table.insert(
+            "block_interval".into(),
+            format_duration(self.block_interval).into(),
+        );
+        table.insert(
+            "genesis_time".into(),
+            toml::Value::Integer(i64::from(self.genesis_time)),
+        );
+        let members = self
+            .members
+            .iter()
+            .map(|m| {
+                let mut t = toml::Table::new();
+                t.insert("name".into(), m.name.clone().into());
+                t.insert("block_pubkey".into(), m.block_pubkey.to_string().into());
+                t.insert("peer_id".into(), m.peer_id.to_string().into());
+                t.insert("address".into(), m.address.to_string().into());
+                toml::Value::Table(t)
+            })
+            .collect();
+        table.insert("members".into(), toml::Value::Array(members));
+        table.to_string()
+    }
+
+    /// SHA-256 of the canonical encoding of this config, in hex. See [`super::federation_hash`] for the exact
+    /// encoding: members are sorted by their compressed block public key and every field has a fixed form, so
+    /// formatting, comments, key order and member order in the file do not change the hash; any semantic change
+    /// (chain name, threshold, interval, genesis time, any member's name, key, PeerId or address) does.
+    pub fn config_hash(&self) -> String {
+        super::federation_hash::config_hash(self)
+    }
+
+    /// The member with this name, if any.
+    pub fn member_by_name(&self, name: &str) -> Option<&MemberConfig> {
+        self.members.iter().find(|m| m.name == name)
+    }
+}
+
+fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
+    let chain_name = raw
+        .chain_name
+        .ok_or_else(|| ConfigError::missing("chain_name"))?;
+    if chain_name.is_empty()
+        || chain_name.len() > MAX_CHAIN_NAME_LEN
+        || !chain_name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(ConfigError::invalid(
+            "chain_name",
+            format!("`{chain_name}` must be 1 to {MAX_CHAIN_NAME_LEN} bytes of printable ASCII"),
+        ));
+    }
+
+    let threshold_raw = raw
+        .threshold
+        .ok_or_else(|| ConfigError::missing("threshold"))?;
+
+    let block_interval = match raw.block_interval {
+        None => DEFAULT_BLOCK_INTERVAL,
+        Some(text) => {
+            parse_duration(&text).map_err(|e| ConfigError::invalid("block_interval", e))?
+        }
+    };
+    if block_interval < MIN_BLOCK_INTERVAL {
+        return Err(ConfigError::invalid(
+            "block_interval",
+            format!(
+                "{} is shorter than the minimum of {}",
+                format_duration(block_interval),
+                format_duration(MIN_BLOCK_INTERVAL)
+            ),
+        ));
+    }
+
+    let genesis_raw = raw
+        .genesis_time
+        .ok_or_else(|| ConfigError::missing("genesis_time"))?;
+    let genesis_time = u32::try_from(genesis_raw).map_err(|_| {
+        ConfigError::invalid(
+            "genesis_time",
+            format!(
+                "{genesis_raw} is not a unix time in seconds between 0 and {}",
+                u32::MAX
+            ),
+        )
+    })?;
+
+    let raw_members = raw.members.unwrap_or_default();
+    if raw_members.is_empty() {
+        return Err(ConfigError::invalid(
+            "members",
+            "at least one [[members]] entry is required",
+        ));
+    }
+    if raw_members.len() > MAX_MEMBERS {
+        return Err(ConfigError::invalid(
+            "members",
+            format!(
+                "{} members given, at most {MAX_MEMBERS} are supported",
+                raw_members.len()
+            ),
+        ));
+    }
+    let members = validate_members(raw_members)?;
+
+    let threshold = usize::try_from(threshold_raw).map_err(|_| {
+        ConfigError::invalid("threshold", format!("{threshold_raw} must be at least 1"))
+    })?;
+    if threshold == 0 {
+        return Err(ConfigError::invalid("threshold", "0 must be at least 1"));
+    }
+    if threshold > members.len() {
+        return Err(ConfigError::invalid(
+            "threshold",
+            format!(
+                "{threshold} is larger than the number of members ({})",
+                members.len()
+            ),
+        ));
+    }
+
+    Ok(FederationConfig {
+        chain_name,
+        threshold,
+        block_interval,
+        genesis_time,
+        members,
+    })
+}
+
+fn validate_members(raw_members: Vec<RawMember>) -> Result<Vec<MemberConfig>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut keys = HashSet::new();
+    let mut peer_ids = HashSet::new();
+    let mut addresses = HashSet::new();
+    let mut members = Vec::with_capacity(raw_members.len());
+    for (i, raw) in raw_members.into_iter().enumerate() {
+        let key = |field: &str| format!("members[{i}].{field}");
+
+        let name = raw.name.ok_or_else(|| ConfigError::missing(key("name")))?;
+        check_member_name(&name).map_err(|e| ConfigError::invalid(key("name"), e))?;
+        if !names.insert(name.clone()) {
+            return Err(ConfigError::invalid(
+                key("name"),
+                format!("duplicate member name `{name}`"),
+            ));
+        }
+
+        let pubkey_text = raw
+            .block_pubkey
+            .ok_or_else(|| ConfigError::missing(key("block_pubkey")))?;
+        let block_pubkey = parse_block_pubkey(&pubkey_text)
+            .map_err(|e| ConfigError::invalid(key("block_pubkey"), e))?;
+        if !keys.insert(block_pubkey.serialize()) {
+            return Err(ConfigError::invalid(
+                key("block_pubkey"),
+                format!("duplicate block public key {block_pubkey}"),
+            ));
+        }
+
+        let peer_text = raw
+            .peer_id
+            .ok_or_else(|| ConfigError::missing(key("peer_id")))?;
+        let peer_id = parse_ed25519_peer_id(&peer_text)
+            .map_err(|e| ConfigError::invalid(key("peer_id"), e))?;
+        if !peer_ids.insert(peer_id) {
+            return Err(ConfigError::invalid(
+                key("peer_id"),
+                format!("duplicate PeerId {peer_id}"),
+            ));
+        }
+
+        let address_text = raw
+            .address
+            .ok_or_else(|| ConfigError::missing(key("address")))?;
+        let address =
+            parse_multiaddr(&address_text).map_err(|e| ConfigError::invalid(key("address"), e))?;
+        if tcp_port(&address) == Some(0) {
+            return Err(ConfigError::invalid(
+                key("address"),
+                format!("`{address_text}` has port 0; peers need a fixed port to dial"),
+            ));
+        }
+        if !addresses.insert(address.clone()) {
+            return Err(ConfigError::invalid(
+                key("address"),
+                format!("duplicate address {address}"),
+            ));
+        }
+
+        members.push(MemberConfig {
+            name,
+            block_pubkey,
+            peer_id,
+            address,
+        });
+    }
+    Ok(members)
+}
