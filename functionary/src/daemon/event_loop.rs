@@ -1,0 +1,328 @@
+//! The event loop: feeds the consensus core and executes its effects, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use blocksigner::{Consensus, ConsensusEvent, ConsensusMessage, Effect, Input};
+use tokio::sync::{mpsc, watch};
+
+use super::block_source::StoreBlockSource;
+use super::signer_thread::{SignOutcome, SignRequest, SignerThread};
+use super::startup::LoadedNode;
+use super::status::DaemonStatus;
+use super::timing::{now_ms, TimingLog};
+use crate::config::NodeConfig;
+use crate::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
+use crate::rpc::{self, RpcContext};
+
+/// Largest encoded peer message (gossip and block-range responses).
+const MAX_MESSAGE_BYTES: usize = blocksigner::MAX_MESSAGE_BYTES;
+
+/// Starts p2p and RPC, then runs until stopped.
+pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
+    let LoadedNode {
+        federation_config,
+        federation,
+        member_index,
+        member_names,
+        member_peers,
+        member_of_peer,
+        keypair,
+        guard,
+        store,
+    } = node;
+    let me = &member_names[member_index];
+    let params = &federation.params;
+
+    let tip = store.tip_header()?;
+    let last_signed = guard
+        .last_signed()
+        .map(|s| (s.height, elements::BlockHash::from_byte_array(s.block_hash)));
+    let p2p_signing_key = p2p::dalek_signing_key(&keypair)?;
+
+    // Sockets: p2p first, then RPC; if RPC cannot bind, p2p is shut down before returning the error.
+    let listen = match &config.p2p_listen {
+        Some(addr) => addr.clone(),
+        None => federation_config
+            .member_by_name(me)
+            .map(|m| m.address.clone())
+            .context("own member entry vanished")?,
+    };
+    let peers = federation_config
+        .members
+        .iter()
+        .filter(|m| &m.name != me)
+        .map(|m| (m.peer_id, m.address.clone()))
+        .collect();
+    let p2p = p2p::start(
+        P2pConfig {
+            keypair,
+            listen: listen.clone(),
+            peers,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        },
+        Arc::new(StoreBlockSource(store.clone())),
+    )
+    .await
+    .with_context(|| format!("p2p listen address {listen}"))?;
+    let mut p2p_events = p2p.take_events().context("p2p events already taken")?;
+
+    let status = Arc::new(DaemonStatus {
+        p2p: p2p.clone(),
+        member_names: member_names.clone(),
+        member_of_peer: member_of_peer.clone(),
+        consensus: std::sync::Mutex::new(serde_json::Value::Null),
+    });
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let federation_info = federation_info(&federation_config, params, &member_names, member_index);
+    let rpc_ctx = RpcContext {
+        store: store.clone(),
+        params: Arc::new(params.clone()),
+        member_names: member_names.clone(),
+        federation_info,
+        status: status.clone(),
+        shutdown: shutdown_tx.clone(),
+    };
+    let rpc_server = match rpc::start(config.rpc_bind, &config.data_dir, rpc_ctx).await {
+        Ok(s) => s,
+        Err(e) => {
+            p2p.shutdown().await;
+            return Err(e).with_context(|| format!("rpc_bind {}", config.rpc_bind));
+        }
+    };
+
+    let (outcome_tx, mut outcomes) = mpsc::channel::<SignOutcome>(64);
+    let signer = SignerThread::spawn(guard, outcome_tx).context("starting the signer thread")?;
+
+    tracing::info!(target: "daemon", member = %me, member_index, tip_height = tip.height, tip = %tip.block_hash(),
+        config_hash = %federation_config.config_hash(), genesis = %params.genesis_hash(),
+        rpc = %rpc_server.local_addr(), p2p = %listen, "functionaryd started");
+
+    let mut consensus = Consensus::new(
+        federation.clone(),
+        member_index,
+        p2p_signing_key,
+        tip,
+        last_signed,
+    );
+    let mut timing = TimingLog::from_env();
+    let mut exec = Executor {
+        p2p: &p2p,
+        signer: &signer,
+        store: &store,
+        member_peers: &member_peers,
+        timing: &mut timing,
+        next_wake_ms: 0,
+    };
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let fallback_tick = Duration::from_millis(federation.interval_ms.clamp(50, 1000));
+    let mut inputs = vec![Input::Tick { now_ms: now_ms() }];
+    loop {
+        for input in inputs.drain(..) {
+            let effects = consensus.handle(input);
+            exec.execute(effects)?;
+        }
+        if let Ok(mut s) = status.consensus.lock() {
+            *s = consensus_json(&consensus);
+        }
+        let wait = exec.next_wake_ms.saturating_sub(now_ms());
+        let sleep = Duration::from_millis(wait).min(fallback_tick);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => inputs.push(Input::Tick { now_ms: now_ms() }),
+            changed = shutdown_rx.changed() => {
+                if changed.is_err() || *shutdown_rx.borrow() { break; }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+            Some(outcome) = outcomes.recv() => {
+                exec.timing.record("signed", outcome.height, &outcome.block_hash,
+                    serde_json::json!({ "hsm_us": outcome.elapsed.as_micros() as u64, "ok": outcome.result.is_ok() }));
+                inputs.push(match outcome.result {
+                    Ok(signature) => Input::BlockSigned { height: outcome.height, block_hash: outcome.block_hash, signature },
+                    Err(reason) => Input::SignFailed { height: outcome.height, block_hash: outcome.block_hash, reason },
+                });
+            }
+            Some(event) = p2p_events.recv() => {
+                if let Some(input) = peer_input(event, &member_of_peer, &p2p) {
+                    inputs.push(input);
+                }
+            }
+        }
+    }
+    tracing::info!(target: "daemon", member = %me, "stopping");
+    let _ = shutdown_tx.send(true);
+    rpc_server.wait().await;
+    p2p.shutdown().await;
+    tracing::info!(target: "daemon", member = %me, "stopped");
+    Ok(())
+}
+
+/// Turns a p2p event into a consensus input (None when there is nothing to feed).
+fn peer_input(
+    event: P2pEvent,
+    member_of_peer: &std::collections::HashMap<libp2p::PeerId, usize>,
+    p2p: &P2pHandle,
+) -> Option<Input> {
+    match event {
+        P2pEvent::Message { from, bytes } => {
+            let Some(&member) = member_of_peer.get(&from) else {
+                tracing::warn!(target: "daemon", peer = %from, "message from a peer outside the federation dropped");
+                return None;
+            };
+            match ConsensusMessage::decode(&bytes) {
+                Ok(message) => Some(Input::Message {
+                    from: member,
+                    message,
+                }),
+                Err(e) => {
+                    tracing::warn!(target: "daemon", peer = %from, member, error = %e, "undecodable message dropped");
+                    None
+                }
+            }
+        }
+        P2pEvent::Blocks {
+            from,
+            start_height,
+            blocks,
+        } => {
+            let &member = member_of_peer.get(&from)?;
+            let mut decoded = Vec::with_capacity(blocks.len());
+            for (i, raw) in blocks.iter().enumerate() {
+                match elements::encode::deserialize::<elements::Block>(raw) {
+                    Ok(b) => decoded.push(b),
+                    Err(e) => {
+                        tracing::warn!(target: "daemon", peer = %from, height = start_height as usize + i, error = %e,
+                            "peer served an undecodable block; disconnecting it");
+                        p2p.disconnect(from);
+                        break;
+                    }
+                }
+            }
+            Some(Input::BlocksFetched {
+                from: member,
+                blocks: decoded,
+            })
+        }
+        P2pEvent::PeerConnected(peer) => {
+            tracing::info!(target: "daemon", %peer, member = ?member_of_peer.get(&peer), "peer connected");
+            None
+        }
+        P2pEvent::PeerDisconnected(peer) => {
+            tracing::info!(target: "daemon", %peer, member = ?member_of_peer.get(&peer), "peer disconnected");
+            None
+        }
+    }
+}
+
+/// Executes effects against the IO parts.
+struct Executor<'a> {
+    p2p: &'a P2pHandle,
+    signer: &'a SignerThread,
+    store: &'a crate::storage::BlockStore,
+    member_peers: &'a [libp2p::PeerId],
+    timing: &'a mut TimingLog,
+    next_wake_ms: u64,
+}
+
+impl Executor<'_> {
+    fn execute(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        self.next_wake_ms = u64::MAX;
+        for effect in effects {
+            match effect {
+                Effect::Broadcast(message) => {
+                    if let ConsensusMessage::Proposal(p) = &message {
+                        self.timing.record("proposed", p.height, &p.block.block_hash(),
+                            serde_json::json!({ "round": p.round, "proposed_at_ms": p.proposed_at_ms }));
+                    }
+                    self.p2p.broadcast(message.encode());
+                }
+                Effect::SignBlock { height, block_hash } => {
+                    if !self.signer.request(SignRequest { height, block_hash }) {
+                        anyhow::bail!("the signer thread has stopped");
+                    }
+                }
+                Effect::StoreBlock(block) => {
+                    let hash = block.block_hash();
+                    let height = block.header.height;
+                    // A final block must be durable before anything else happens; failure is fatal (the node
+                    // restarts from what is on disk).
+                    tokio::task::block_in_place(|| self.store.put_block(&block)).with_context(
+                        || format!("storing final block {hash} at height {height}"),
+                    )?;
+                    self.timing
+                        .record("stored", height, &hash, serde_json::json!({}));
+                }
+                Effect::FetchBlocks {
+                    from,
+                    start_height,
+                    count,
+                } => {
+                    if let Some(peer) = self.member_peers.get(from) {
+                        tracing::info!(target: "daemon", member = from, start_height, count, "fetching blocks");
+                        self.p2p.request_blocks(*peer, start_height, count);
+                    }
+                }
+                Effect::WakeAt { at_ms } => self.next_wake_ms = self.next_wake_ms.min(at_ms),
+                Effect::Report(event) => report(&event),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn report(event: &ConsensusEvent) {
+    match event {
+        ConsensusEvent::Finalized { .. } => {
+            tracing::info!(target: "consensus", event = ?event, "block final")
+        }
+        ConsensusEvent::Rejected { .. } => {
+            tracing::debug!(target: "consensus", event = ?event, "input rejected")
+        }
+        _ => tracing::debug!(target: "consensus", event = ?event),
+    }
+}
+
+fn consensus_json(consensus: &Consensus) -> serde_json::Value {
+    let s = consensus.status();
+    serde_json::json!({
+        "tip_height": consensus.tip().height,
+        "tip_hash": consensus.tip().block_hash().to_string(),
+        "status": format!("{s:?}"),
+    })
+}
+
+fn federation_info(
+    config: &crate::config::FederationConfig,
+    params: &chain::FederationParams,
+    names: &[String],
+    me: usize,
+) -> serde_json::Value {
+    let members: Vec<_> = params
+        .sorted_keys()
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let m = config.member_by_name(&names[i]);
+            serde_json::json!({
+                "index": i,
+                "name": names[i],
+                "block_pubkey": key.to_string(),
+                "peer_id": m.map(|m| m.peer_id.to_string()),
+                "address": m.map(|m| m.address.to_string()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "chain": params.chain_name(),
+        "config_hash": config.config_hash(),
+        "genesis_hash": params.genesis_hash().to_string(),
+        "threshold": params.threshold(),
+        "members": members,
+        "block_interval_ms": config.block_interval.as_millis() as u64,
+        "signblockscript": hex::encode(params.signblockscript().as_bytes()),
+        "witness_script": hex::encode(params.witness_script().as_bytes()),
+        "self": { "index": me, "name": names[me] },
+    })
+}

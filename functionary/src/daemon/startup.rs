@@ -1,0 +1,162 @@
+//! Loading and cross-checking a member's configuration, identity, HSM key and storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::config::{FederationConfig, NodeConfig};
+use crate::p2p;
+use crate::storage::BlockStore;
+
+/// Everything a member needs, loaded and checked, with nothing listening yet.
+pub struct LoadedNode {
+    /// The federation config as loaded.
+    pub federation_config: FederationConfig,
+    /// Consensus view of the federation.
+    pub federation: Arc<blocksigner::Federation>,
+    /// This member's index (position in the sorted key order).
+    pub member_index: usize,
+    /// Member names by member index.
+    pub member_names: Vec<String>,
+    /// PeerIds by member index.
+    pub member_peers: Vec<libp2p::PeerId>,
+    /// Member index of every federation PeerId.
+    pub member_of_peer: HashMap<libp2p::PeerId, usize>,
+    /// This member's libp2p identity.
+    pub keypair: libp2p::identity::Keypair,
+    /// The signer guard over the HSM key, journal replayed.
+    pub guard: hsm::BlockSigningGuard<hsm::Pkcs11Signer>,
+    /// Block storage, genesis checked.
+    pub store: Arc<BlockStore>,
+}
+
+/// Loads the federation config, the p2p identity, the HSM key and the block store, and checks that they belong
+/// together. Nothing is started.
+pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
+    let federation_config = FederationConfig::load(&config.federation_file)?;
+    let me = federation_config
+        .member_by_name(&config.member)
+        .with_context(|| {
+            format!(
+                "member: {:?} is not a member of the federation in {} (members: {})",
+                config.member,
+                config.federation_file.display(),
+                federation_config
+                    .members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+
+    let params = chain::FederationParams::new(
+        &federation_config.chain_name,
+        federation_config
+            .members
+            .iter()
+            .map(|m| m.block_pubkey)
+            .collect(),
+        federation_config.threshold,
+        federation_config.genesis_time,
+    )
+    .with_context(|| format!("federation config {}", config.federation_file.display()))?;
+
+    let mut member_names = vec![String::new(); params.member_count()];
+    let mut member_peers = Vec::with_capacity(params.member_count());
+    let mut p2p_keys = Vec::with_capacity(params.member_count());
+    let mut by_index: Vec<Option<&crate::config::MemberConfig>> = vec![None; params.member_count()];
+    for m in &federation_config.members {
+        let idx = params.member_index(&m.block_pubkey).with_context(|| {
+            format!(
+                "member {}: block key missing from the federation params",
+                m.name
+            )
+        })?;
+        by_index[idx] = Some(m);
+    }
+    let mut member_of_peer = HashMap::new();
+    for (idx, m) in by_index.into_iter().enumerate() {
+        let m = m.with_context(|| format!("no member at index {idx}"))?;
+        member_names[idx] = m.name.clone();
+        member_peers.push(m.peer_id);
+        p2p_keys.push(
+            p2p::ed25519_key_of_peer(&m.peer_id)
+                .with_context(|| format!("members.{}.peer_id", m.name))?,
+        );
+        member_of_peer.insert(m.peer_id, idx);
+    }
+    let member_index = params
+        .member_index(&me.block_pubkey)
+        .context("own block key not in params")?;
+
+    let keypair = p2p::load_identity_file(&config.p2p_key_file)
+        .with_context(|| format!("p2p_key_file: {}", config.p2p_key_file.display()))?;
+    let own_peer = keypair.public().to_peer_id();
+    if own_peer != me.peer_id {
+        bail!(
+            "p2p_key_file: {} holds the identity {own_peer}, but the federation config lists {} for member {}",
+            config.p2p_key_file.display(),
+            me.peer_id,
+            me.name
+        );
+    }
+
+    let pin = hsm::Pin::from_file(&config.hsm.pin_file)?;
+    let token = hsm::TokenConfig {
+        module_path: config.hsm.module.clone(),
+        token_label: config.hsm.token_label.clone(),
+        key_label: config.hsm.key_label.clone(),
+    };
+    let signer = hsm::Pkcs11Signer::open(&token, &pin)?;
+    let hsm_key = hsm::DigestSigner::public_key(&signer);
+    if hsm_key != me.block_pubkey {
+        bail!(
+            "hsm: key {:?} in token {:?} is {}, but the federation config lists {} for member {}",
+            config.hsm.key_label,
+            config.hsm.token_label,
+            hsm_key,
+            me.block_pubkey,
+            me.name
+        );
+    }
+    let journal = config.data_dir.join("signer.journal");
+    let guard = hsm::BlockSigningGuard::open(&journal, signer)
+        .with_context(|| format!("signer journal {}", journal.display()))?;
+
+    let store_path = config.data_dir.join("blocks");
+    let store = BlockStore::open(&store_path)
+        .with_context(|| format!("block store {}", store_path.display()))?;
+    let genesis = params.genesis_block();
+    store.init_genesis(&genesis).with_context(|| {
+        format!(
+            "block store {} (genesis {} of this federation config)",
+            store_path.display(),
+            genesis.block_hash()
+        )
+    })?;
+    if let Some(last) = guard.last_signed() {
+        let (tip_height, _) = store.tip()?;
+        tracing::info!(target: "daemon", last_signed_height = last.height, tip_height,
+            last_signed_hash = %elements::BlockHash::from_byte_array(last.block_hash), "signer journal replayed");
+    }
+
+    let federation = Arc::new(blocksigner::Federation {
+        params,
+        p2p_keys,
+        interval_ms: u64::try_from(federation_config.block_interval.as_millis())
+            .unwrap_or(u64::MAX),
+    });
+    Ok(LoadedNode {
+        federation_config,
+        federation,
+        member_index,
+        member_names,
+        member_peers,
+        member_of_peer,
+        keypair,
+        guard,
+        store: Arc::new(store),
+    })
+}

@@ -1,0 +1,9 @@
+//! The functionary daemon's library: configuration, storage, peer-to-peer transport, JSON-RPC and the wiring
+//! that executes the consensus core's effects. See docs/ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod p2p;
+pub mod rpc;
+pub mod storage;
