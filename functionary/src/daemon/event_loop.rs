@@ -113,24 +113,37 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         store: &store,
         member_peers: &member_peers,
         timing: &mut timing,
-        next_wake_ms: 0,
+        next_wake_ms: u64::MAX,
     };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let fallback_tick = Duration::from_millis(federation.interval_ms.clamp(50, 1000));
-    let mut inputs = vec![Input::Tick { now_ms: now_ms() }];
+    // Ticks run on an absolute deadline checked on every loop iteration, so a steady stream of peer messages
+    // (which wakes the loop constantly) can never starve them: a stale clock would make the core reject every
+    // proposal and precommit as out of its round window.
+    let tick_every_ms = federation.interval_ms.clamp(50, 1000);
+    let mut tick_at_ms = 0u64;
+    let mut inputs = Vec::new();
     loop {
+        let now = now_ms();
+        let ticked = now >= tick_at_ms;
+        if ticked {
+            inputs.push(Input::Tick { now_ms: now });
+            tick_at_ms = now.saturating_add(tick_every_ms);
+        }
         for input in inputs.drain(..) {
             let effects = consensus.handle(input);
             exec.execute(effects)?;
         }
-        if let Ok(mut s) = status.consensus.lock() {
-            *s = consensus_json(&consensus);
+        tick_at_ms = tick_at_ms.min(exec.take_wake_ms());
+        if ticked {
+            // What RPC shows; refreshed once per tick (at least every second), not per message.
+            if let Ok(mut s) = status.consensus.lock() {
+                *s = consensus_json(&consensus, &member_names);
+            }
         }
-        let wait = exec.next_wake_ms.saturating_sub(now_ms());
-        let sleep = Duration::from_millis(wait).min(fallback_tick);
+        let sleep = Duration::from_millis(tick_at_ms.saturating_sub(now_ms()));
         tokio::select! {
-            _ = tokio::time::sleep(sleep) => inputs.push(Input::Tick { now_ms: now_ms() }),
+            _ = tokio::time::sleep(sleep) => {}
             changed = shutdown_rx.changed() => {
                 if changed.is_err() || *shutdown_rx.borrow() { break; }
             }
@@ -227,8 +240,12 @@ struct Executor<'a> {
 }
 
 impl Executor<'_> {
+    /// The earliest wake-up asked for since the last call (u64::MAX if none).
+    fn take_wake_ms(&mut self) -> u64 {
+        std::mem::replace(&mut self.next_wake_ms, u64::MAX)
+    }
+
     fn execute(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
-        self.next_wake_ms = u64::MAX;
         for effect in effects {
             match effect {
                 Effect::Broadcast(message) => {
@@ -284,12 +301,21 @@ fn report(event: &ConsensusEvent) {
     }
 }
 
-fn consensus_json(consensus: &Consensus) -> serde_json::Value {
+fn consensus_json(consensus: &Consensus, names: &[String]) -> serde_json::Value {
     let s = consensus.status();
+    let name = |i: Option<usize>| i.and_then(|i| names.get(i)).cloned();
     serde_json::json!({
-        "tip_height": consensus.tip().height,
-        "tip_hash": consensus.tip().block_hash().to_string(),
-        "status": format!("{s:?}"),
+        "member": name(Some(s.member)),
+        "tip_height": s.tip_height,
+        "tip_hash": s.tip_hash.to_string(),
+        "deciding_height": s.height,
+        "round": s.round,
+        "proposer": name(s.proposer),
+        "locked_on": s.locked.map(|h| h.to_string()),
+        "candidate_blocks": s.proposals,
+        "best_precommit_count": s.best_precommit_count,
+        "best_signature_count": s.best_signature_count,
+        "fetching_blocks": s.fetching,
     })
 }
 
