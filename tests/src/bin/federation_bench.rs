@@ -85,10 +85,13 @@ fn run() -> anyhow::Result<()> {
         if heights.iter().all(|h| *h >= target) {
             break;
         }
-        anyhow::ensure!(
-            started.elapsed() < timeout,
-            "timed out at heights {heights:?}"
-        );
+        if started.elapsed() >= timeout {
+            let kept = dir.keep();
+            anyhow::bail!(
+                "timed out at heights {heights:?}; member logs kept in {}",
+                kept.display()
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let wall = started.elapsed();
