@@ -13,7 +13,7 @@ use crate::message::{
 };
 
 /// The version byte of the current encoding.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Why bytes are not a valid consensus message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +91,8 @@ enum Wire {
         round: u64,
         block: Bytes,
         proposed_at_ms: u64,
+        signature_r: [u8; 32],
+        signature_s: [u8; 32],
     },
     Precommit {
         height: u32,
@@ -141,12 +143,17 @@ impl ConsensusMessage {
     /// The wire bytes of this message.
     pub fn encode(&self) -> Vec<u8> {
         let wire = match self {
-            ConsensusMessage::Proposal(proposal) => Wire::Proposal {
-                height: proposal.height,
-                round: proposal.round,
-                block: Bytes(elements::encode::serialize(&proposal.block)),
-                proposed_at_ms: proposal.proposed_at_ms,
-            },
+            ConsensusMessage::Proposal(proposal) => {
+                let (signature_r, signature_s) = split_signature(&proposal.signature);
+                Wire::Proposal {
+                    height: proposal.height,
+                    round: proposal.round,
+                    block: Bytes(elements::encode::serialize(&proposal.block)),
+                    proposed_at_ms: proposal.proposed_at_ms,
+                    signature_r,
+                    signature_s,
+                }
+            }
             ConsensusMessage::Precommit(precommit) => {
                 let (signature_r, signature_s) = split_signature(&precommit.signature);
                 Wire::Precommit {
@@ -204,11 +211,14 @@ impl ConsensusMessage {
                 round,
                 block,
                 proposed_at_ms,
+                signature_r,
+                signature_s,
             } => ConsensusMessage::Proposal(Proposal {
                 height,
                 round,
                 block: decode_block("proposal", &block.0)?,
                 proposed_at_ms,
+                signature: join_signature(&signature_r, &signature_s),
             }),
             Wire::Precommit {
                 height,

@@ -8,8 +8,9 @@ use crate::height::{HeightState, PrecommitCount};
 use crate::io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};
 use crate::message::{BlockSignature, ConsensusMessage, Precommit, Proposal, Status};
 use crate::rules::{
-    fetch_count, may_precommit, may_request_signature, precommit_round_in_window, proposal_time,
-    proposer_of, round_at, round_in_window, round_start_ms, SignRefusal,
+    broadcasts_final_block, fetch_count, may_precommit, may_request_signature,
+    precommit_round_in_window, proposal_time, proposer_of, round_at, round_in_window,
+    round_start_ms, SignRefusal,
 };
 use crate::sync::{FetchTracker, FutureBuffer};
 
@@ -222,12 +223,8 @@ impl Consensus {
         };
         self.last_proposed_round = Some(round);
         let block_hash = block.block_hash();
-        let proposal = Proposal {
-            height,
-            round,
-            block,
-            proposed_at_ms: now_ms,
-        };
+        let genesis = self.params().genesis_hash();
+        let proposal = Proposal::sign(&genesis, height, round, block, now_ms, &self.p2p_key);
         self.report(ConsensusEvent::Proposed {
             height,
             round,
@@ -308,6 +305,21 @@ impl Consensus {
                 Rejection::RoundOutOfWindow {
                     round: proposal.round,
                     current,
+                },
+            );
+            return;
+        }
+        let genesis = self.params().genesis_hash();
+        let signed = self
+            .federation
+            .p2p_key(expected)
+            .is_some_and(|key| proposal.verify(&genesis, key));
+        if !signed {
+            self.reject(
+                from,
+                Rejection::BadProposalSignature {
+                    round: proposal.round,
+                    proposer: expected,
                 },
             );
             return;
@@ -700,7 +712,10 @@ impl Consensus {
             None => (None, None),
         };
         let header = block.header.clone();
-        if via == FinalizedVia::Signatures {
+        let n = self.federation.member_count();
+        let announce = via == FinalizedVia::Signatures
+            && round.is_some_and(|round| broadcasts_final_block(self.me, round, n));
+        if announce {
             self.emit(Effect::StoreBlock(block.clone()));
             self.broadcast(ConsensusMessage::FinalBlock(block));
         } else {

@@ -228,6 +228,14 @@ pub enum Rejection {
         /// Sender.
         from: usize,
     },
+    /// The proposal's ed25519 signature does not verify under the round proposer's p2p key.
+    #[error("bad proposal signature for round {round} (proposer: member {proposer})")]
+    BadProposalSignature {
+        /// Round.
+        round: u64,
+        /// The round's proposer, whose key was used.
+        proposer: usize,
+    },
     /// A proposal outside the clock-skew window.
     #[error("proposal round {round} is too far from our round {current}")]
     RoundOutOfWindow {
@@ -364,6 +372,7 @@ impl Rejection {
             self,
             Rejection::UnknownSender { .. }
                 | Rejection::WrongProposer { .. }
+                | Rejection::BadProposalSignature { .. }
                 | Rejection::HeightMismatch { .. }
                 | Rejection::InvalidProposal(_)
                 | Rejection::EquivocatingProposal { .. }

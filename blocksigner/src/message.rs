@@ -3,7 +3,7 @@
 
 use ed25519_dalek::Signer;
 
-use crate::rules::precommit_signing_bytes;
+use crate::rules::{precommit_signing_bytes, proposal_signing_bytes};
 
 /// Largest encoded message accepted or produced.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -50,7 +50,7 @@ impl ConsensusMessage {
     }
 }
 
-/// A candidate block for `(height, round)`.
+/// A candidate block for `(height, round)`, signed with the proposer's p2p key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {
     /// Height of the block.
@@ -61,6 +61,53 @@ pub struct Proposal {
     pub block: elements::Block,
     /// The proposer's wall clock when it proposed (for latency metrics only).
     pub proposed_at_ms: u64,
+    /// ed25519 signature by the proposer's p2p key over [`proposal_signing_bytes`].
+    pub signature: [u8; 64],
+}
+
+impl Proposal {
+    /// Builds and signs a proposal (a re-proposal is signed afresh for its round).
+    pub fn sign(
+        genesis_hash: &elements::BlockHash,
+        height: u32,
+        round: u64,
+        block: elements::Block,
+        proposed_at_ms: u64,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Self {
+        let bytes = proposal_signing_bytes(
+            genesis_hash,
+            height,
+            round,
+            &block.block_hash(),
+            proposed_at_ms,
+        );
+        let signature = key.sign(&bytes).to_bytes();
+        Proposal {
+            height,
+            round,
+            block,
+            proposed_at_ms,
+            signature,
+        }
+    }
+
+    /// Whether the signature is valid under `key` (strict ed25519 verification).
+    pub fn verify(
+        &self,
+        genesis_hash: &elements::BlockHash,
+        key: &ed25519_dalek::VerifyingKey,
+    ) -> bool {
+        let bytes = proposal_signing_bytes(
+            genesis_hash,
+            self.height,
+            self.round,
+            &self.block.block_hash(),
+            self.proposed_at_ms,
+        );
+        let signature = ed25519_dalek::Signature::from_bytes(&self.signature);
+        key.verify_strict(&bytes, &signature).is_ok()
+    }
 }
 
 /// A member's vote for `block_hash` in `(height, round)`, signed with its p2p key.

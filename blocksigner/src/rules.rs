@@ -1,4 +1,4 @@
-//! # Block-signing protocol, version 1
+//! # Block-signing protocol, version 2
 //!
 //! This module is the single place where the consensus rules are written down (as these doc comments) and
 //! decided (as the small pure functions below). [`crate::Consensus`] only moves data between them and the
@@ -11,7 +11,9 @@
 //!   overlap in at least one member).
 //! * `tip` = the last final block a member has stored; `h = tip.height + 1` is the height being decided.
 //! * Every member has two keys: a block-signing key (secp256k1, in the HSM) and a p2p identity key
-//!   (ed25519). Messages are authenticated by the transport; `from` is the member index of the sender.
+//!   (ed25519). The transport only authenticates that a message came from *some* member (its gossip author
+//!   is unsigned); `from` is the member index the transport reports. Every rule below that attributes a
+//!   message to a member checks that member's own signature in the message (see "Properties").
 //!
 //! ## Slots and proposers
 //!
@@ -29,14 +31,19 @@
 //!   - otherwise it builds `chain::build_block(params, tip, time)` with
 //!     `time = max(tip.time, round_start_ms / 1000)` ([`proposal_time`]).
 //!
-//!   It broadcasts `Proposal { height: h, round, block, proposed_at_ms }` and processes it itself as if it
-//!   had received it.
+//!   It broadcasts `Proposal { height: h, round, block, proposed_at_ms, signature }`, where `signature` is
+//!   ed25519 by its p2p key over [`proposal_signing_bytes`]:
+//!   `"functionary/proposal/v1" || genesis_hash(32) || height(u32 LE) || round(u64 LE) || block_hash(32) ||
+//!   proposed_at_ms(u64 LE)` (a re-proposal of a locked block is signed afresh for the new round), and
+//!   processes it itself as if it had received it.
 //!
 //! ## Proposals
 //!
 //! * R5. A proposal from `from` is accepted only if:
-//!   `from == proposer_of(round)`; `|round - current_round| <= 1` ([`round_in_window`], the clock-skew
-//!   tolerance); `height == h` (a higher height means the sender is ahead: R14, R16; a lower height is stale
+//!   `from == proposer_of(round)`; `|round - current_round| <= 1`
+//!   ([`round_in_window`], the clock-skew tolerance); the signature verifies (strict ed25519) under
+//!   `p2p_keys[proposer_of(round)]` (a bad or foreign signature, or one over another height, round, block or
+//!   `proposed_at_ms`, is rejected as misbehaviour, `BadProposalSignature`); `height == h` (a higher height means the sender is ahead: R14, R16; a lower height is stale
 //!   and silently ignored); the block's height equals the message height; the block's parent is our tip;
 //!   `chain::validate_proposal(params, tip, block)` passes; and the proposer has not already proposed a
 //!   *different* block in the same round (equivocation is rejected; an identical duplicate is ignored). An
@@ -85,8 +92,12 @@
 //!
 //! * R12. With `m` valid signatures from distinct members on `X` (and `X` held), a member assembles the
 //!   signblock witness (`chain::attach_signatures`, signatures in key order), checks the result with
-//!   `chain::validate_final_block`, stores it, broadcasts `FinalBlock`, advances its tip to `X` and clears all
-//!   per-height state (lock, votes, proposals, signatures).
+//!   `chain::validate_final_block`, stores it, advances its tip to `X` and clears all per-height state (lock,
+//!   votes, proposals, signatures). It broadcasts `FinalBlock` only if it is the proposer of the round in
+//!   which it first accepted `X` ([`broadcasts_final_block`]: `proposer_of(round) == me`); the others only
+//!   store it. (One announcement per block instead of `n`; members that hold the same block from different
+//!   first rounds may both announce it, and if that proposer did not finalise from signatures nobody does.)
+//!   Members that missed signatures catch up from that `FinalBlock` or through `Status` -> fetch (R14).
 //! * R13. A received `FinalBlock` at height `h` that passes `chain::validate_final_block(params, tip, block)`
 //!   is stored and becomes the tip (it is not re-broadcast: gossip relays it). A `FinalBlock` above `h` means
 //!   the sender is ahead (R14). One at our tip height with another hash is rejected as a conflict.
@@ -110,11 +121,11 @@
 //!
 //! ## Messages and encoding
 //!
-//! * `Proposal { height, round, block (unsigned), proposed_at_ms }`, `Precommit { height, round, block_hash,
+//! * `Proposal { height, round, block (unsigned), proposed_at_ms, signature: [u8; 64] }`, `Precommit { height, round, block_hash,
 //!   member: u16, signature: [u8; 64] }`, `BlockSignature { height, block_hash, member: u16, signature:
 //!   DER + 0x01 }`, `FinalBlock(block with witness)`, `Status { height, tip_hash }`.
-//! * Bytes: one version byte (`1`), then a postcard envelope (variant tag, fields in the order above, hashes as
-//!   32 raw bytes in internal byte order, the precommit signature as two 32-byte halves); blocks inside are
+//! * Bytes: one version byte (`2`), then a postcard envelope (variant tag, fields in the order above, hashes as
+//!   32 raw bytes in internal byte order, the proposal and precommit signatures as two 32-byte halves each); blocks inside are
 //!   length-prefixed `elements` consensus encodings. At most [`crate::MAX_MESSAGE_BYTES`]; decoding rejects
 //!   trailing bytes, undecodable blocks and block signatures longer than 73 bytes (see `codec.rs`).
 //!
@@ -128,6 +139,9 @@
 //! * Safety (no two different final blocks at one height) rests on R9 plus `m > n/2`: a final block needs `m`
 //!   signatures, every honest signer signs at most one hash per height, so two final blocks at one height
 //!   need `2m - n >= 1` members to sign twice. It does not depend on clocks or on the network.
+//! * Authentication: the transport authenticates only that a message came from a member; each message's author
+//!   is proven by its own signature (proposal, precommit: ed25519 p2p key; block signature: block key; final
+//!   block: m-of-n proof; status: unauthenticated, only ever triggers a fetch that is verified).
 //! * Liveness needs `m` members online, clocks within about one slot, and messages of a round delivered within
 //!   the round.
 //! * **Known limitation (split locks):** locks are never released. If members lock on different blocks at
@@ -140,6 +154,9 @@
 
 /// Domain separator of precommit signatures (R6).
 pub const PRECOMMIT_DOMAIN: &[u8] = b"functionary/precommit/v1";
+
+/// Domain separator of proposal signatures (R4).
+pub const PROPOSAL_DOMAIN: &[u8] = b"functionary/proposal/v1";
 
 /// Accepted distance between a proposal's round and our current round (R5).
 pub const CLOCK_SKEW_ROUNDS: u64 = 1;
@@ -268,6 +285,30 @@ pub fn precommit_signing_bytes(
     bytes
 }
 
+/// The bytes a proposal signature covers (R4).
+pub fn proposal_signing_bytes(
+    genesis_hash: &elements::BlockHash,
+    height: u32,
+    round: u64,
+    block_hash: &elements::BlockHash,
+    proposed_at_ms: u64,
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(PROPOSAL_DOMAIN.len() + 32 + 4 + 8 + 32 + 8);
+    bytes.extend_from_slice(PROPOSAL_DOMAIN);
+    bytes.extend_from_slice(genesis_hash.as_byte_array());
+    bytes.extend_from_slice(&height.to_le_bytes());
+    bytes.extend_from_slice(&round.to_le_bytes());
+    bytes.extend_from_slice(block_hash.as_byte_array());
+    bytes.extend_from_slice(&proposed_at_ms.to_le_bytes());
+    bytes
+}
+
+/// Whether a member that finalised a block from its own collected signatures broadcasts it (R12): only the
+/// proposer of the round in which it accepted the block.
+pub fn broadcasts_final_block(me: usize, accepted_round: u64, member_count: usize) -> bool {
+    proposer_of(accepted_round, member_count) == me
+}
+
 /// How many blocks to ask for when our tip is at `tip_height` and a peer is at `peer_height` (R14).
 pub fn fetch_count(tip_height: u32, peer_height: u32) -> u32 {
     peer_height.saturating_sub(tip_height).clamp(1, FETCH_BATCH)
@@ -380,6 +421,25 @@ mod tests {
         assert_eq!(&bytes[56..60], &[4, 3, 2, 1]);
         assert_eq!(&bytes[60..68], &[0x0b, 0x0a, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&bytes[68..], &[7u8; 32]);
+    }
+
+    #[test]
+    fn proposal_bytes_layout() {
+        let bytes = proposal_signing_bytes(&hash(9), 0x0102_0304, 0x0a0b, &hash(7), 0x0c0d);
+        assert_eq!(bytes.len(), 23 + 32 + 4 + 8 + 32 + 8);
+        assert_eq!(&bytes[..23], PROPOSAL_DOMAIN);
+        assert_eq!(&bytes[23..55], &[9u8; 32]);
+        assert_eq!(&bytes[55..59], &[4, 3, 2, 1]);
+        assert_eq!(&bytes[59..67], &[0x0b, 0x0a, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&bytes[67..99], &[7u8; 32]);
+        assert_eq!(&bytes[99..], &[0x0d, 0x0c, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn only_the_accepting_rounds_proposer_broadcasts_final_blocks() {
+        assert!(broadcasts_final_block(3, 7, 4));
+        assert!(!broadcasts_final_block(2, 7, 4));
+        assert!(broadcasts_final_block(0, 8, 4));
     }
 
     #[test]

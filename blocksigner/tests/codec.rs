@@ -24,12 +24,14 @@ fn sample_messages() -> Vec<ConsensusMessage> {
         .expect("attach");
     let genesis_hash = fixture.params().genesis_hash();
     vec![
-        ConsensusMessage::Proposal(Proposal {
-            height: 1,
-            round: 1_700_000_070,
+        ConsensusMessage::Proposal(Proposal::sign(
+            &genesis_hash,
+            1,
+            1_700_000_070,
             block,
-            proposed_at_ms: 1_700_000_070_123,
-        }),
+            1_700_000_070_123,
+            &p2p_secret(2),
+        )),
         ConsensusMessage::Precommit(Precommit::sign(
             &genesis_hash,
             1,
@@ -86,12 +88,16 @@ fn malformed_envelopes_are_rejected() {
 
     assert_eq!(ConsensusMessage::decode(&[]), Err(DecodeError::Empty));
 
-    let mut other_version = valid.clone();
-    other_version[0] = 2;
-    assert_eq!(
-        ConsensusMessage::decode(&other_version),
-        Err(DecodeError::UnsupportedVersion(2))
-    );
+    // Version 1 (proposals without signatures) is no longer spoken.
+    assert_eq!(WIRE_VERSION, 2);
+    for version in [1u8, 3] {
+        let mut other_version = valid.clone();
+        other_version[0] = version;
+        assert_eq!(
+            ConsensusMessage::decode(&other_version),
+            Err(DecodeError::UnsupportedVersion(version))
+        );
+    }
 
     let mut trailing = valid.clone();
     trailing.push(0);

@@ -2,7 +2,9 @@
 
 mod common;
 
-use blocksigner::{ConsensusEvent, FinalizedVia};
+use std::collections::BTreeMap;
+
+use blocksigner::{ConsensusEvent, ConsensusMessage, FinalizedVia};
 use common::Net;
 
 fn assert_no_misbehaviour_reported(net: &Net) {
@@ -14,6 +16,37 @@ fn assert_no_misbehaviour_reported(net: &Net) {
     assert!(
         bad.is_empty(),
         "honest members reported misbehaviour: {bad:?}"
+    );
+}
+
+/// R12: per height, at most one member broadcast `FinalBlock` (the accepting round's proposer), and for the
+/// first `heights` heights of a loss-free run exactly one did.
+fn assert_final_blocks_announced_at_most_once(net: &Net, heights: u32) {
+    let mut announcers: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (member, message) in &net.sent {
+        if let ConsensusMessage::FinalBlock(block) = message {
+            announcers
+                .entry(block.header.height)
+                .or_default()
+                .push(*member);
+        }
+    }
+    for (height, members) in &announcers {
+        assert_eq!(members.len(), 1, "height {height} announced by {members:?}");
+    }
+    for height in 1..=heights {
+        assert!(
+            announcers.contains_key(&height),
+            "height {height} was announced by its proposer"
+        );
+    }
+    let finalized_from_signatures = (0..net.n())
+        .map(|m| net.finalized_via(m, FinalizedVia::Signatures).len())
+        .sum::<usize>();
+    let total: usize = announcers.values().map(Vec::len).sum();
+    assert!(
+        finalized_from_signatures > total,
+        "most members finalised from their own signatures without announcing ({finalized_from_signatures} vs {total})"
     );
 }
 
@@ -56,6 +89,7 @@ fn eleven_of_fifteen_finalizes_20_blocks() {
     );
     net.assert_consistent();
     assert_no_misbehaviour_reported(&net);
+    assert_final_blocks_announced_at_most_once(&net, 20);
 }
 
 #[test]

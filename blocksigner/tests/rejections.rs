@@ -52,13 +52,35 @@ impl Harness {
         chain::build_block(self.fixture.params(), &self.fixture.genesis().header, time)
     }
 
+    /// A proposal for height 1 signed by `round`'s proposer.
     fn proposal(&self, round: u64, block: elements::Block) -> ConsensusMessage {
-        ConsensusMessage::Proposal(Proposal {
-            height: 1,
+        ConsensusMessage::Proposal(self.signed_proposal(
+            1,
             round,
             block,
-            proposed_at_ms: START_MS,
-        })
+            START_MS,
+            proposer_of(round, N),
+        ))
+    }
+
+    /// A proposal signed with `signer`'s p2p key.
+    fn signed_proposal(
+        &self,
+        height: u32,
+        round: u64,
+        block: elements::Block,
+        proposed_at_ms: u64,
+        signer: usize,
+    ) -> Proposal {
+        let genesis = self.fixture.params().genesis_hash();
+        Proposal::sign(
+            &genesis,
+            height,
+            round,
+            block,
+            proposed_at_ms,
+            &p2p_secret(signer),
+        )
     }
 
     fn precommit(&self, member: usize, round: u64, hash: elements::BlockHash) -> Precommit {
@@ -141,6 +163,96 @@ fn valid_proposal_is_precommitted_with_a_verifiable_signature() {
     // A duplicate delivery changes nothing.
     let again = h.send(h.proposer, h.proposal(h.round, h.block(TIME)));
     assert!(again.is_empty(), "duplicate proposal ignored: {again:?}");
+}
+
+#[test]
+fn proposals_without_the_proposers_signature_are_rejected() {
+    let mut h = Harness::new(None);
+    let proposer = h.proposer;
+    let bad_signature = |h: &Harness| Rejection::BadProposalSignature {
+        round: h.round,
+        proposer: h.proposer,
+    };
+    let valid = h.signed_proposal(1, h.round, h.block(TIME), START_MS, proposer);
+
+    // Garbage and a flipped bit.
+    let mut garbage = valid.clone();
+    garbage.signature = [7u8; 64];
+    let mut flipped = valid.clone();
+    flipped.signature[10] ^= 1;
+    // Signed by another member's key (the sender is still the round's proposer).
+    let foreign = h.signed_proposal(1, h.round, h.block(TIME), START_MS, h.others()[0]);
+    // Valid signatures replayed with a changed round, height or proposed_at_ms.
+    let mut other_round = valid.clone();
+    other_round.round = h.round + u64::try_from(N).expect("small");
+    assert_eq!(proposer_of(other_round.round, N), proposer);
+    let mut other_time = valid.clone();
+    other_time.proposed_at_ms += 1;
+    let mut other_height = h.signed_proposal(2, h.round, h.block(TIME), START_MS, proposer);
+    other_height.height = 1;
+    // A valid signature moved onto another block.
+    let mut other_block = valid.clone();
+    other_block.block = h.block(TIME + 1);
+
+    for (what, proposal) in [
+        ("garbage", garbage),
+        ("flipped bit", flipped),
+        ("foreign key", foreign),
+        ("other round", other_round.clone()),
+        ("other proposed_at_ms", other_time),
+        ("other height", other_height),
+        ("other block", other_block),
+    ] {
+        let round = proposal.round;
+        let effects = h.send(proposer, ConsensusMessage::Proposal(proposal));
+        if round == h.round {
+            assert_eq!(
+                rejections(&effects),
+                vec![(proposer, bad_signature(&h))],
+                "{what}"
+            );
+        } else {
+            // Replayed into a later round: rejected by the clock window before its signature is checked,
+            // and once that round is current, by its signature.
+            assert!(
+                matches!(
+                    rejections(&effects)[..],
+                    [(_, Rejection::RoundOutOfWindow { .. })]
+                ),
+                "{what}: {effects:?}"
+            );
+        }
+        assert!(precommits(&effects).is_empty(), "{what}: not precommitted");
+        assert_eq!(h.consensus.status().proposals, 0, "{what}: not held");
+        assert!(rejections(&effects)
+            .iter()
+            .all(|(_, r)| r.is_misbehaviour() || matches!(r, Rejection::RoundOutOfWindow { .. })));
+    }
+
+    // The round replay once that round is current (a tick into it): rejected by its signature.
+    let later = other_round.round;
+    let mut replay_harness = Harness::new(None);
+    replay_harness.consensus.handle(Input::Tick {
+        now_ms: later * INTERVAL_MS + 1,
+    });
+    let effects = replay_harness.send(proposer, ConsensusMessage::Proposal(other_round));
+    assert_eq!(
+        rejections(&effects),
+        vec![(
+            proposer,
+            Rejection::BadProposalSignature {
+                round: later,
+                proposer
+            }
+        )]
+    );
+    assert!(precommits(&effects).is_empty());
+
+    // The correctly signed original is accepted and precommitted.
+    let effects = h.send(proposer, ConsensusMessage::Proposal(valid));
+    assert!(rejections(&effects).is_empty(), "{effects:?}");
+    assert_eq!(precommits(&effects).len(), 1);
+    assert_eq!(h.consensus.status().proposals, 1);
 }
 
 #[test]
@@ -444,11 +556,58 @@ fn signatures_before_the_block_are_buffered_and_m_of_them_finalize() {
     )
     .expect("valid final block");
     assert_eq!(signers.len(), M);
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::FinalBlock(b)) if b.block_hash() == hash)));
+    // R12: we are not the proposer of the round the block was accepted in, so we only store it.
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::FinalBlock(_)))),
+        "only the round's proposer announces the final block: {effects:?}"
+    );
     assert_eq!(h.consensus.tip().block_hash(), hash);
     assert_eq!(h.consensus.status().height, 2);
+}
+
+#[test]
+fn the_rounds_proposer_announces_the_block_it_finalized_from_signatures() {
+    let fixture = Fixture::new(N, M);
+    let round = round_at(START_MS, INTERVAL_MS);
+    let proposer = proposer_of(round, N);
+    let mut consensus = fixture.consensus(proposer, fixture.genesis().header, None);
+    let effects = consensus.handle(Input::Tick { now_ms: START_MS });
+    let proposal = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Broadcast(ConsensusMessage::Proposal(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("the proposer proposes in its slot");
+    let genesis = fixture.params().genesis_hash();
+    assert!(proposal.verify(&genesis, &p2p_secret(proposer).verifying_key()));
+    assert!(!proposal.verify(&genesis, &p2p_secret((proposer + 1) % N).verifying_key()));
+    let hash = proposal.block.block_hash();
+    let mut effects = Vec::new();
+    for member in (0..N).filter(|m| *m != proposer).take(M) {
+        let message = BlockSignature {
+            height: 1,
+            block_hash: hash,
+            member: member as u16,
+            signature: fixture.sign(member, &proposal.block.header),
+        };
+        effects = consensus.handle(Input::Message {
+            from: member,
+            message: ConsensusMessage::BlockSignature(message),
+        });
+    }
+    assert_eq!(stored(&effects).len(), 1, "{effects:?}");
+    let announced: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast(ConsensusMessage::FinalBlock(b)) => Some(b.block_hash()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![hash]);
+    assert_eq!(consensus.tip().block_hash(), hash);
 }
 
 #[test]
@@ -681,12 +840,8 @@ fn next_height_messages_are_buffered_and_replayed() {
     // The previous round's proposer (within the clock-skew window) already has block 1 and proposes block 2.
     let round = h.round - 1;
     let block2 = chain::build_block(h.fixture.params(), &blocks[0].header, TIME + 1);
-    let proposal = ConsensusMessage::Proposal(Proposal {
-        height: 2,
-        round,
-        block: block2,
-        proposed_at_ms: 0,
-    });
+    let proposal =
+        ConsensusMessage::Proposal(h.signed_proposal(2, round, block2, 0, proposer_of(round, N)));
     let effects = h.send(proposer_of(round, N), proposal);
     assert!(
         effects.iter().any(|e| matches!(
