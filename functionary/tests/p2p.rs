@@ -314,11 +314,16 @@ async fn request_blocks_returns_what_the_peer_serves() {
     assert_eq!(clamped.len(), MAX_BLOCKS_PER_REQUEST as usize);
     assert_eq!(clamped, chain[..MAX_BLOCKS_PER_REQUEST as usize].to_vec());
 
-    let served = node_b.handle.peers();
-    assert!(
-        served[0].messages_in >= 4 && served[0].messages_out >= 4,
-        "{served:?}"
-    );
+    // B counts a response as sent when libp2p reports it sent, which may be just after A has it: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let served = node_b.handle.peers();
+        if served[0].messages_in >= 4 && served[0].messages_out >= 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{served:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A request to a peer that is not configured fails at once with an empty answer.
     let stranger = PeerId::random();

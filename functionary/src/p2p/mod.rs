@@ -1,9 +1,10 @@
 //! The peer-to-peer transport between federation members: libp2p over TCP with noise and yamux.
 //!
 //! This module moves bytes; it knows nothing about consensus. It offers:
-//! - **broadcasts** on one gossipsub topic ([`GOSSIP_TOPIC`]), signed by the sender's libp2p key and strictly
-//!   validated; every member dials every other member (full mesh) and flood-publishes, so a broadcast reaches each
-//!   member in one hop;
+//! - **broadcasts** on one gossipsub topic ([`GOSSIP_TOPIC`]); every member dials every other member (full mesh)
+//!   and flood-publishes, so a broadcast reaches each member in one hop. Messages name their author but carry no
+//!   per-message libp2p signature: the transport proves that a member sent or forwarded a message, and the
+//!   consensus messages prove their own author (see `swarm.rs` for the measurement behind this);
 //! - **block-range fetches** over request-response ([`BLOCKS_PROTOCOL`]) with a size-capped postcard codec,
 //!   served from a [`BlockSource`];
 //! - **an allow-list**: only the configured members may connect. `libp2p::allow_block_list` denies any other PeerId
@@ -95,7 +96,8 @@ pub trait BlockSource: Send + Sync + 'static {
 /// What the transport reports to the daemon. `Debug` shows payload sizes, not payloads.
 #[derive(Clone, PartialEq, Eq)]
 pub enum P2pEvent {
-    /// A broadcast from another member. `from` is the gossipsub author, whose signature was verified; it is always a
+    /// A broadcast from another member. `from` is the gossipsub author as claimed by a member (the forwarder is
+    /// authenticated by the connection; the author is proven by the message's own signature, if any); it is always a
     /// configured member (never this node).
     Message {
         /// The member that signed and published the message.
