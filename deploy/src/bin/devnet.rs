@@ -93,6 +93,10 @@ fn run() -> anyhow::Result<()> {
     let mut last_height = None;
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(250));
+        if STOP.load(Ordering::SeqCst) {
+            // Ctrl-C in a terminal reaches the members too (same process group); they are stopping, not failing.
+            break;
+        }
         for p in procs.iter_mut() {
             if let Some(status) = p.try_exit()? {
                 println!(
