@@ -78,8 +78,7 @@ pub fn create(
         let rpc_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
         let p2p_port = ports[2 * i + 1];
         prepare_member_dir(&abs, &name, rpc_addr)?;
-        let token = bins.cli_json(&abs, &["hsm-init", "so.pin"])?;
-        let _ = token;
+        bins.cli_json(&abs, &["hsm-init", "so.pin"])?;
         let key = bins.cli_json(&abs, &["hsm-keygen"])?;
         let block_pubkey = json_str(&key, "pubkey")?;
         let p2p = bins.cli_json(&abs, &["p2p-keygen"])?;
