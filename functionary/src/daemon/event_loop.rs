@@ -123,6 +123,8 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     let tick_every_ms = federation.interval_ms.clamp(50, 1000);
     let mut tick_at_ms = 0u64;
     let mut inputs = Vec::new();
+    // Set when a part the node cannot work without has stopped: the daemon then exits with an error.
+    let mut fatal: Option<&'static str> = None;
     loop {
         let now = now_ms();
         let ticked = now >= tick_at_ms;
@@ -149,7 +151,11 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
-            Some(outcome) = outcomes.recv() => {
+            outcome = outcomes.recv() => {
+                let Some(outcome) = outcome else {
+                    fatal = Some("the signer thread stopped");
+                    break;
+                };
                 exec.timing.record("signed", outcome.height, &outcome.block_hash,
                     serde_json::json!({ "hsm_us": outcome.elapsed.as_micros() as u64, "ok": outcome.result.is_ok() }));
                 inputs.push(match outcome.result {
@@ -157,7 +163,11 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
                     Err(reason) => Input::SignFailed { height: outcome.height, block_hash: outcome.block_hash, reason },
                 });
             }
-            Some(event) = p2p_events.recv() => {
+            event = p2p_events.recv() => {
+                let Some(event) = event else {
+                    fatal = Some("the p2p task stopped");
+                    break;
+                };
                 if let Some(input) = peer_input(event, &member_of_peer, &p2p) {
                     inputs.push(input);
                 }
@@ -168,6 +178,9 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     rpc_server.wait().await;
     p2p.shutdown().await;
+    if let Some(reason) = fatal {
+        anyhow::bail!("{reason}; stopped so that a supervisor restarts the node from disk");
+    }
     tracing::info!(target: "daemon", member = %me, "stopped");
     Ok(())
 }
