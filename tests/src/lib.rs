@@ -149,12 +149,7 @@ impl TestFederation {
     /// The federation params, from the federation config every member holds.
     pub fn params(&self) -> anyhow::Result<chain::FederationParams> {
         let config = functionary::config::FederationConfig::load(&self.layout.federation_file())?;
-        Ok(chain::FederationParams::new(
-            &config.chain_name,
-            config.members.iter().map(|m| m.block_pubkey).collect(),
-            config.threshold,
-            config.genesis_time,
-        )?)
+        Ok(config.params()?)
     }
 
     /// Fetches blocks 1..=upto from member `i` as raw hex and checks each independently: it decodes, links to its

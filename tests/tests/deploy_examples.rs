@@ -13,13 +13,7 @@ fn example_federation_config_loads_and_makes_valid_params() {
         functionary::config::FederationConfig::load(&deploy_dir().join("examples/federation.toml"))
             .expect("deploy/examples/federation.toml must load");
     assert_eq!(config.members.len(), 4);
-    let params = chain::FederationParams::new(
-        &config.chain_name,
-        config.members.iter().map(|m| m.block_pubkey).collect(),
-        config.threshold,
-        config.genesis_time,
-    )
-    .expect("example params are valid");
+    let params = config.params().expect("example params are valid");
     assert_eq!(params.threshold(), 3);
     assert_eq!(config.config_hash().len(), 64);
 }

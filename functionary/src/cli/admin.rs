@@ -112,13 +112,9 @@ fn config_hash(datadir: Option<&Path>, args: &[String]) -> anyhow::Result<serde_
         None => node_config(datadir)?.federation_file,
     };
     let config = FederationConfig::load(&path)?;
-    let params = chain::FederationParams::new(
-        &config.chain_name,
-        config.members.iter().map(|m| m.block_pubkey).collect(),
-        config.threshold,
-        config.genesis_time,
-    )
-    .with_context(|| format!("federation config {}", path.display()))?;
+    let params = config
+        .params()
+        .with_context(|| format!("federation config {}", path.display()))?;
     Ok(json!({
         "file": path,
         "config_hash": config.config_hash(),

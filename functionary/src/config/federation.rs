@@ -149,6 +149,17 @@ impl FederationConfig {
     pub fn member_by_name(&self, name: &str) -> Option<&MemberConfig> {
         self.members.iter().find(|m| m.name == name)
     }
+
+    /// The consensus parameters this config defines (keys, threshold, chain name, genesis time); genesis and the
+    /// signblockscript derive from them.
+    pub fn params(&self) -> Result<chain::FederationParams, chain::ParamsError> {
+        chain::FederationParams::new(
+            &self.chain_name,
+            self.members.iter().map(|m| m.block_pubkey).collect(),
+            self.threshold,
+            self.genesis_time,
+        )
+    }
 }
 
 fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {

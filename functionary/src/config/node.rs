@@ -169,9 +169,15 @@ impl NodeConfig {
             return Err(ConfigError::invalid(
                 "member",
                 format!(
-                    "no member named `{}` in {}",
+                    "no member named `{}` in {} (members: {})",
                     self.member,
-                    self.federation_file.display()
+                    self.federation_file.display(),
+                    federation
+                        .members
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }

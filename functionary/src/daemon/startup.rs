@@ -34,34 +34,14 @@ pub struct LoadedNode {
 /// Loads the federation config, the p2p identity, the HSM key and the block store, and checks that they belong
 /// together. Nothing is started.
 pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
-    let federation_config = FederationConfig::load(&config.federation_file)?;
+    let federation_config = config.load_federation()?;
     let me = federation_config
         .member_by_name(&config.member)
-        .with_context(|| {
-            format!(
-                "member: {:?} is not a member of the federation in {} (members: {})",
-                config.member,
-                config.federation_file.display(),
-                federation_config
-                    .members
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?;
+        .context("member checked by load_federation")?;
 
-    let params = chain::FederationParams::new(
-        &federation_config.chain_name,
-        federation_config
-            .members
-            .iter()
-            .map(|m| m.block_pubkey)
-            .collect(),
-        federation_config.threshold,
-        federation_config.genesis_time,
-    )
-    .with_context(|| format!("federation config {}", config.federation_file.display()))?;
+    let params = federation_config
+        .params()
+        .with_context(|| format!("federation config {}", config.federation_file.display()))?;
 
     let mut member_names = vec![String::new(); params.member_count()];
     let mut member_peers = Vec::with_capacity(params.member_count());
