@@ -14,25 +14,38 @@ pub struct TestFederation {
     pub layout: FederationLayout,
     pub bins: Binaries,
     pub procs: Vec<Option<MemberProcess>>,
-    _dir: tempfile::TempDir,
+    /// The federation directory; `None` once [`TestFederation::keep_files`] has released it.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TestFederation {
     /// Creates an n-member, m-threshold federation (tokens, keys, configs); nothing is started.
     pub fn create(members: usize, threshold: usize, interval: Duration) -> anyhow::Result<Self> {
-        let bins = Binaries::locate(None)?;
-        let dir = tempfile::Builder::new()
-            .prefix("federation-test-")
-            .tempdir()?;
         let spec = FederationSpec::new(members, threshold, interval);
-        let layout = deploy::create(dir.path(), &spec, &bins)?;
-        let procs = (0..members).map(|_| None).collect();
+        Self::create_with(&spec, Binaries::locate(None)?, "federation-test-")
+    }
+
+    /// Creates a federation for `spec` with the given binaries in a new temporary directory named `prefix…`.
+    pub fn create_with(
+        spec: &FederationSpec,
+        bins: Binaries,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        let layout = deploy::create(dir.path(), spec, &bins)?;
+        let procs = (0..spec.members).map(|_| None).collect();
         Ok(TestFederation {
             layout,
             bins,
             procs,
-            _dir: dir,
+            dir: Some(dir),
         })
+    }
+
+    /// Keeps the federation directory (logs, stores, journals) on disk after drop, for a look after a failure;
+    /// returns its path.
+    pub fn keep_files(&mut self) -> Option<std::path::PathBuf> {
+        self.dir.take().map(tempfile::TempDir::keep)
     }
 
     /// Starts every member that is not running.
@@ -47,7 +60,12 @@ impl TestFederation {
 
     /// Starts member `i`.
     pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
-        self.procs[i] = Some(MemberProcess::start(&self.layout, i, &self.bins)?);
+        self.start_with(i, &[])
+    }
+
+    /// Starts member `i` with extra environment variables.
+    pub fn start_with(&mut self, i: usize, env: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.procs[i] = Some(MemberProcess::start_with(&self.layout, i, &self.bins, env)?);
         Ok(())
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use deploy::{Binaries, FederationSpec, MemberProcess};
+use deploy::{Binaries, FederationSpec};
+use tests::TestFederation;
 
 #[derive(Parser, Debug)]
 #[command(name = "federation-bench")]
@@ -49,54 +50,27 @@ fn run() -> anyhow::Result<()> {
         _ => n * 2 / 3 + 1,
     });
     let bins = Binaries::locate(args.bin_dir.as_deref())?;
-    let dir = tempfile::Builder::new()
-        .prefix("federation-bench-")
-        .tempdir()?;
     let spec = FederationSpec::new(n, m, args.interval);
-    let layout = deploy::create(dir.path(), &spec, &bins)?;
-    let mut procs = Vec::new();
+    let mut fed = TestFederation::create_with(&spec, bins, "federation-bench-")?;
     let mut logs = Vec::new();
     for i in 0..n {
-        let log = layout.datadir(i).join("timing.jsonl");
-        let log_str = log.to_string_lossy().into_owned();
-        procs.push(MemberProcess::start_with(
-            &layout,
-            i,
-            &bins,
-            &[("FUNCTIONARY_TIMING_LOG", &log_str)],
-        )?);
+        let log = fed.layout.datadir(i).join("timing.jsonl");
+        fed.start_with(i, &[("FUNCTIONARY_TIMING_LOG", &log.to_string_lossy())])?;
         logs.push(log);
     }
+    let all: Vec<usize> = (0..n).collect();
     let warmup = 5;
     let target = warmup + args.blocks;
     let timeout =
         Duration::from_millis(spec.interval_ms) * (target as u32) * 4 + Duration::from_secs(60);
     let started = std::time::Instant::now();
-    loop {
-        let heights: Vec<u64> = (0..n)
-            .map(|i| {
-                deploy::rpc::client(&layout, i)
-                    .call("getblockcount", &[])
-                    .ok()
-                    .and_then(|v| v.as_u64())
-                    .unwrap_or(0)
-            })
-            .collect();
-        if heights.iter().all(|h| *h >= target) {
-            break;
-        }
-        if started.elapsed() >= timeout {
-            let kept = dir.keep();
-            anyhow::bail!(
-                "timed out at heights {heights:?}; member logs kept in {}",
-                kept.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if let Err(e) = fed.wait_height(&all, target, timeout) {
+        let kept = fed.keep_files().unwrap_or_default();
+        anyhow::bail!("{e}; member logs kept in {}", kept.display());
     }
     let wall = started.elapsed();
-    for p in procs.iter_mut() {
-        p.terminate(Duration::from_secs(10))?;
+    for i in all {
+        fed.stop(i)?;
     }
 
     // Join the records by block hash.
