@@ -7,13 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::certificate::{CertificateSignature, CommitCertificate, MAX_CERTIFICATE_VOTES};
 use crate::message::{
-    BlockSignature, ConsensusMessage, Precommit, Proposal, Status, MAX_BLOCK_SIGNATURE_BYTES,
-    MAX_MESSAGE_BYTES,
+    BlockSignature, Commit, ConsensusMessage, Proposal, Status, Vote, VoteKind,
+    MAX_BLOCK_SIGNATURE_BYTES, MAX_MESSAGE_BYTES,
 };
 
 /// The version byte of the current encoding.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Why bytes are not a valid consensus message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +47,9 @@ pub enum DecodeError {
         /// The elements decoder's error.
         reason: String,
     },
+    /// A vote kind byte that is neither prevote (1) nor precommit (2).
+    #[error("unknown vote kind {0}")]
+    VoteKind(u8),
     /// A block signature has an impossible length.
     #[error("block signature of {len} bytes (expected 1..={MAX_BLOCK_SIGNATURE_BYTES})")]
     SignatureLength {
@@ -88,16 +92,19 @@ impl<'de> Deserialize<'de> for Bytes {
 enum Wire {
     Proposal {
         height: u32,
-        round: u64,
+        round: u32,
+        valid_round: Option<u32>,
+        polka: Vec<(u16, CertificateSignature)>,
         block: Bytes,
         proposed_at_ms: u64,
         signature_r: [u8; 32],
         signature_s: [u8; 32],
     },
-    Precommit {
+    Vote {
+        kind: u8,
         height: u32,
-        round: u64,
-        block_hash: [u8; 32],
+        round: u32,
+        block_hash: Option<[u8; 32]>,
         member: u16,
         signature_r: [u8; 32],
         signature_s: [u8; 32],
@@ -107,6 +114,10 @@ enum Wire {
         block_hash: [u8; 32],
         member: u16,
         signature: Bytes,
+    },
+    Commit {
+        certificate: CommitCertificate,
+        block: Bytes,
     },
     FinalBlock {
         block: Bytes,
@@ -148,23 +159,30 @@ impl ConsensusMessage {
                 Wire::Proposal {
                     height: proposal.height,
                     round: proposal.round,
+                    valid_round: proposal.valid_round,
+                    polka: proposal.polka.clone(),
                     block: Bytes(elements::encode::serialize(&proposal.block)),
                     proposed_at_ms: proposal.proposed_at_ms,
                     signature_r,
                     signature_s,
                 }
             }
-            ConsensusMessage::Precommit(precommit) => {
-                let (signature_r, signature_s) = split_signature(&precommit.signature);
-                Wire::Precommit {
-                    height: precommit.height,
-                    round: precommit.round,
-                    block_hash: precommit.block_hash.to_byte_array(),
-                    member: precommit.member,
+            ConsensusMessage::Vote(vote) => {
+                let (signature_r, signature_s) = split_signature(&vote.signature);
+                Wire::Vote {
+                    kind: vote.kind.tag(),
+                    height: vote.height,
+                    round: vote.round,
+                    block_hash: vote.block_hash.map(|hash| hash.to_byte_array()),
+                    member: vote.member,
                     signature_r,
                     signature_s,
                 }
             }
+            ConsensusMessage::Commit(commit) => Wire::Commit {
+                certificate: commit.certificate.clone(),
+                block: Bytes(elements::encode::serialize(&commit.block)),
+            },
             ConsensusMessage::BlockSignature(signature) => Wire::BlockSignature {
                 height: signature.height,
                 block_hash: signature.block_hash.to_byte_array(),
@@ -209,31 +227,64 @@ impl ConsensusMessage {
             Wire::Proposal {
                 height,
                 round,
+                valid_round,
+                polka,
                 block,
                 proposed_at_ms,
                 signature_r,
                 signature_s,
-            } => ConsensusMessage::Proposal(Proposal {
-                height,
-                round,
-                block: decode_block("proposal", &block.0)?,
-                proposed_at_ms,
-                signature: join_signature(&signature_r, &signature_s),
-            }),
-            Wire::Precommit {
+            } => {
+                if polka.len() > MAX_CERTIFICATE_VOTES {
+                    return Err(DecodeError::Envelope(format!(
+                        "proposal with {} polka votes",
+                        polka.len()
+                    )));
+                }
+                ConsensusMessage::Proposal(Proposal {
+                    height,
+                    round,
+                    valid_round,
+                    polka,
+                    block: decode_block("proposal", &block.0)?,
+                    proposed_at_ms,
+                    signature: join_signature(&signature_r, &signature_s),
+                })
+            }
+            Wire::Vote {
+                kind,
                 height,
                 round,
                 block_hash,
                 member,
                 signature_r,
                 signature_s,
-            } => ConsensusMessage::Precommit(Precommit {
-                height,
-                round,
-                block_hash: elements::BlockHash::from_byte_array(block_hash),
-                member,
-                signature: join_signature(&signature_r, &signature_s),
-            }),
+            } => {
+                let kind = match kind {
+                    1 => VoteKind::Prevote,
+                    2 => VoteKind::Precommit,
+                    other => return Err(DecodeError::VoteKind(other)),
+                };
+                ConsensusMessage::Vote(Vote {
+                    kind,
+                    height,
+                    round,
+                    block_hash: block_hash.map(elements::BlockHash::from_byte_array),
+                    member,
+                    signature: join_signature(&signature_r, &signature_s),
+                })
+            }
+            Wire::Commit { certificate, block } => {
+                if certificate.precommits.len() > MAX_CERTIFICATE_VOTES {
+                    return Err(DecodeError::Envelope(format!(
+                        "commit certificate with {} precommits",
+                        certificate.precommits.len()
+                    )));
+                }
+                ConsensusMessage::Commit(Commit {
+                    certificate,
+                    block: decode_block("commit", &block.0)?,
+                })
+            }
             Wire::BlockSignature {
                 height,
                 block_hash,

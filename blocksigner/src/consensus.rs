@@ -3,16 +3,18 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::certificate::CommitCertificate;
 use crate::federation::Federation;
-use crate::height::{HeightState, PrecommitCount};
+use crate::height::{HeightState, Step, Timer};
 use crate::io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};
-use crate::message::{BlockSignature, ConsensusMessage, Precommit, Proposal, Status};
+use crate::message::{BlockSignature, Commit, ConsensusMessage, Proposal, Status, Vote, VoteKind};
+use crate::record::{CastVote, ConsensusRecord};
 use crate::rules::{
-    broadcasts_final_block, fetch_count, may_precommit, may_request_signature,
-    precommit_round_in_window, proposal_time, proposer_of, round_at, round_in_window,
-    round_start_ms, SignRefusal,
+    block_time, fetch_count, may_request_signature, next_slot_start, prevote_for, proposer_of,
+    round_timeout_ms, skip_quorum, slot_at, PrevoteInput, SignRefusal, MAX_CLOCK_SKEW_MS,
 };
 use crate::sync::{FetchTracker, FutureBuffer};
+use crate::votes::VoteAdded;
 
 /// One member's consensus state. Pure: no IO, no clock, no randomness; see [`Consensus::handle`].
 pub struct Consensus {
@@ -25,14 +27,12 @@ pub struct Consensus {
     last_signed: Option<(u32, elements::BlockHash)>,
     /// The time of the last tick.
     now_ms: Option<u64>,
-    /// The round of the last tick.
-    tick_round: Option<u64>,
-    /// The last round in which we proposed (at most one proposal per slot).
-    last_proposed_round: Option<u64>,
+    /// The slot of the last tick (R15's status is sent once per slot).
+    tick_slot: Option<u64>,
     state: HeightState,
     fetch: FetchTracker,
     future: FutureBuffer,
-    /// The certificate we refused to act on (reported once).
+    /// The decision we refused to sign (reported once).
     refusal_reported: Option<elements::BlockHash>,
     /// Next-height messages to process once the current input is done.
     replay: VecDeque<(usize, ConsensusMessage)>,
@@ -46,6 +46,7 @@ impl std::fmt::Debug for Consensus {
             .field("member", &self.me)
             .field("tip_height", &self.tip.height)
             .field("tip_hash", &self.tip_hash)
+            .field("round", &self.state.round)
             .field("locked", &self.state.locked)
             .finish_non_exhaustive()
     }
@@ -54,20 +55,49 @@ impl std::fmt::Debug for Consensus {
 impl Consensus {
     /// A member's state machine starting from its stored `tip`.
     ///
-    /// `last_signed` is the signer journal's last `(height, block hash)`: when that height is `tip.height + 1`
-    /// the member starts locked on that hash (R9). `member_index` must be the position of this member's
-    /// block-signing key in `federation.params.sorted_keys()` (an out-of-range index never proposes and its
-    /// precommits are rejected by everyone).
+    /// `record` is the last [`ConsensusRecord`] the daemon persisted (used when it is about `tip.height + 1`:
+    /// our votes, lock and decision survive a restart). `last_signed` is the signer journal's last
+    /// `(height, block hash)`: when that height is `tip.height + 1` and the record has no decision, the member
+    /// acts as decided on that hash (it can only ever sign that hash at that height). `member_index` must be
+    /// the position of this member's block-signing key in `federation.params.sorted_keys()`.
     pub fn new(
         federation: Arc<Federation>,
         member_index: usize,
         p2p_key: ed25519_dalek::SigningKey,
         tip: elements::BlockHeader,
+        record: Option<ConsensusRecord>,
         last_signed: Option<(u32, elements::BlockHash)>,
     ) -> Self {
         let tip_hash = tip.block_hash();
         let height = tip.height.saturating_add(1);
-        let locked = locked_at(last_signed.as_ref(), height);
+        let mut state = HeightState::new(height);
+        if let Some(record) = record.filter(|record| record.height == height) {
+            state.restore(record);
+            // Our own durable votes count for us again (others may never re-send theirs to us).
+            for (kind, cast) in [
+                (VoteKind::Prevote, state.my_prevote.clone()),
+                (VoteKind::Precommit, state.my_precommit.clone()),
+            ] {
+                if let Some(cast) = cast {
+                    let tally = match kind {
+                        VoteKind::Prevote => &mut state.prevotes,
+                        VoteKind::Precommit => &mut state.precommits,
+                    };
+                    tally.add(
+                        cast.round,
+                        member_index,
+                        cast.block_hash,
+                        cast.signature.to_bytes(),
+                    );
+                    state.note_round(member_index, cast.round);
+                }
+            }
+        }
+        if let Some((signed_height, hash)) = last_signed {
+            if signed_height == height && state.decided.is_none() {
+                state.decided_without_certificate = Some(hash);
+            }
+        }
         Consensus {
             federation,
             me: member_index,
@@ -76,9 +106,8 @@ impl Consensus {
             tip_hash,
             last_signed,
             now_ms: None,
-            tick_round: None,
-            last_proposed_round: None,
-            state: HeightState::new(height, locked),
+            tick_slot: None,
+            state,
             fetch: FetchTracker::default(),
             future: FutureBuffer::default(),
             refusal_reported: None,
@@ -104,9 +133,12 @@ impl Consensus {
             } => self.on_sign_failed(height, block_hash, reason),
             Input::BlocksFetched { from, blocks } => self.on_blocks_fetched(from, blocks),
         }
+        self.progress();
         while let Some((from, message)) = self.replay.pop_front() {
             self.on_message(from, message);
+            self.progress();
         }
+        self.request_wake();
         std::mem::take(&mut self.out)
     }
 
@@ -125,19 +157,28 @@ impl Consensus {
         self.last_signed
     }
 
+    /// What [`Effect::Persist`] last asked to store (the current height's durable state).
+    pub fn record(&self) -> ConsensusRecord {
+        self.state.record()
+    }
+
     /// A snapshot for RPC and logs.
     pub fn status(&self) -> ConsensusStatus {
         let n = self.federation.member_count();
+        let round = self.state.round;
         ConsensusStatus {
             member: self.me,
             tip_height: self.tip.height,
             tip_hash: self.tip_hash,
             height: self.state.height,
-            round: self.tick_round,
-            proposer: self.tick_round.map(|round| proposer_of(round, n)),
+            round,
+            step: self.state.step,
+            proposer: proposer_of(self.state.height, round, n),
             locked: self.state.locked,
+            decided: self.state.decided_hash(),
             proposals: self.state.block_count(),
-            best_precommit_count: self.state.best_precommit_count(),
+            best_prevote_count: self.state.prevotes.best_count(),
+            best_precommit_count: self.state.precommits.best_count(),
             best_signature_count: self.state.best_signature_count(),
             fetching: self.fetch.is_outstanding(),
         }
@@ -161,79 +202,586 @@ impl Consensus {
         self.report(ConsensusEvent::Rejected { from, reason });
     }
 
+    fn persist(&mut self) {
+        let record = self.state.record();
+        self.emit(Effect::Persist(record));
+    }
+
     fn my_member_field(&self) -> u16 {
         u16::try_from(self.me).unwrap_or(u16::MAX)
+    }
+
+    fn is_member(&self) -> bool {
+        self.me < self.federation.member_count()
     }
 
     fn params(&self) -> &chain::FederationParams {
         &self.federation.params
     }
 
-    // ----- R1-R4: ticks and proposing -----
+    fn threshold(&self) -> usize {
+        self.federation.threshold()
+    }
+
+    fn timeout(&self, round: u32) -> u64 {
+        round_timeout_ms(self.federation.round_timeout_ms(), round)
+    }
+
+    fn request_wake(&mut self) {
+        let interval = self.federation.interval_ms();
+        let mut at = self.now_ms.map(|now| next_slot_start(now, interval));
+        if let Some(timer) = self.state.next_timer_ms() {
+            at = Some(at.map_or(timer, |slot| slot.min(timer)));
+        }
+        if let Some(at_ms) = at {
+            self.emit(Effect::WakeAt { at_ms });
+        }
+    }
+
+    // ----- ticks, schedule, timers -----
 
     fn on_tick(&mut self, now_ms: u64) {
         let interval = self.federation.interval_ms();
-        let round = round_at(now_ms, interval);
-        self.now_ms = Some(now_ms);
-        if self.tick_round != Some(round) {
-            self.tick_round = Some(round);
-            self.state.prune_rounds(round);
+        self.now_ms = Some(now_ms.max(self.now_ms.unwrap_or(0)));
+        let now = self.now_ms.unwrap_or(now_ms);
+        let slot = slot_at(now, interval);
+        if self.tick_slot != Some(slot) {
+            self.tick_slot = Some(slot);
             self.broadcast(ConsensusMessage::Status(Status {
                 height: self.tip.height,
                 tip_hash: self.tip_hash,
             }));
-            if let Some((block_hash, signature)) = self.state.my_signature.clone() {
-                self.broadcast(ConsensusMessage::BlockSignature(BlockSignature {
-                    height: self.state.height,
-                    block_hash,
-                    member: self.my_member_field(),
-                    signature,
-                }));
-            }
             self.maybe_fetch();
         }
-        let is_proposer = proposer_of(round, self.federation.member_count()) == self.me;
-        if is_proposer && self.last_proposed_round.is_none_or(|last| last < round) {
-            self.propose(round, now_ms);
+        self.start_height_if_ready();
+        for timer in self.state.due_timers(now) {
+            self.on_timer(timer);
         }
-        self.emit(Effect::WakeAt {
-            at_ms: round_start_ms(round.saturating_add(1), interval),
-        });
     }
 
-    fn propose(&mut self, round: u64, now_ms: u64) {
-        let height = self.state.height;
-        let (block, reproposal) = match self.state.locked {
-            Some(locked) => match self.state.block(&locked) {
-                Some(held) => (held.block.clone(), true),
-                None => {
-                    self.report(ConsensusEvent::ProposalSkipped {
-                        height,
-                        round,
-                        locked,
-                    });
-                    return;
+    /// R1: fixes round 0's schedule and starts the round machinery once a clock is known.
+    fn start_height_if_ready(&mut self) {
+        let Some(now) = self.now_ms else { return };
+        if self.state.started {
+            return;
+        }
+        let scheduled = next_slot_start(now, self.federation.interval_ms());
+        self.state.scheduled_start_ms = Some(scheduled);
+        self.state.started = true;
+        let repair_at = scheduled.saturating_add(self.timeout(0));
+        self.state.arm(repair_at, Timer::Repair);
+        let round = self.state.round;
+        self.start_round(round);
+    }
+
+    fn now(&self) -> u64 {
+        self.now_ms.unwrap_or(0)
+    }
+
+    fn scheduled_start(&self) -> u64 {
+        self.state.scheduled_start_ms.unwrap_or(0)
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        if timer == Timer::Repair {
+            self.state.sign_backoff = false;
+            self.repair();
+            let at = self.now().saturating_add(self.timeout(0));
+            self.state.arm(at, Timer::Repair);
+            return;
+        }
+        if self.state.decided_hash().is_some() {
+            return; // R10: a decided member no longer takes part in rounds
+        }
+        match timer {
+            Timer::ProposeAt(round) => {
+                if self.state.round == round && self.state.step == Step::Propose {
+                    self.propose(round);
                 }
-            },
+            }
+            Timer::Propose(round) => {
+                if self.state.round == round && self.state.step == Step::Propose {
+                    self.cast(VoteKind::Prevote, None);
+                }
+            }
+            Timer::Prevote(round) => {
+                if self.state.round == round && self.state.step == Step::Prevote {
+                    self.cast(VoteKind::Precommit, None);
+                }
+            }
+            Timer::Precommit(round) => {
+                if self.state.round == round {
+                    self.start_round(round.saturating_add(1));
+                }
+            }
+            Timer::Repair => {}
+        }
+    }
+
+    // ----- R4: rounds and proposing -----
+
+    fn start_round(&mut self, round: u32) {
+        let height = self.state.height;
+        self.state.round = round;
+        self.state.step = Step::Propose;
+        if self
+            .state
+            .my_prevote
+            .as_ref()
+            .is_some_and(|v| v.round == round)
+        {
+            self.state.step = Step::Prevote;
+        }
+        if self
+            .state
+            .my_precommit
+            .as_ref()
+            .is_some_and(|v| v.round == round)
+        {
+            self.state.step = Step::Precommit;
+        }
+        self.report(ConsensusEvent::RoundStarted { height, round });
+        let now = self.now();
+        let start = now.max(self.scheduled_start());
+        let n = self.federation.member_count();
+        if proposer_of(height, round, n) == self.me && self.state.proposed_round != Some(round) {
+            if now >= start {
+                self.propose(round);
+            } else {
+                self.state.arm(start, Timer::ProposeAt(round));
+            }
+        }
+        let timeout = start.saturating_add(self.timeout(round));
+        self.state.arm(timeout, Timer::Propose(round));
+    }
+
+    fn propose(&mut self, round: u32) {
+        if !self.is_member() || self.state.proposed_round == Some(round) {
+            return;
+        }
+        let height = self.state.height;
+        let reproposal = self.state.valid.and_then(|(valid_round, hash)| {
+            self.state.block(&hash).map(|held| (valid_round, held))
+        });
+        let (block, valid_round) = match reproposal {
+            Some((valid_round, held)) => (held.block.clone(), Some(valid_round)),
             None => {
-                let start = round_start_ms(round, self.federation.interval_ms());
-                let time = proposal_time(self.tip.time, start);
-                (chain::build_block(self.params(), &self.tip, time), false)
+                let time = block_time(self.tip.time, self.scheduled_start());
+                (chain::build_block(self.params(), &self.tip, time), None)
             }
         };
-        self.last_proposed_round = Some(round);
+        self.state.proposed_round = Some(round);
         let block_hash = block.block_hash();
         let genesis = self.params().genesis_hash();
-        let proposal = Proposal::sign(&genesis, height, round, block, now_ms, &self.p2p_key);
+        let now = self.now();
+        let mut proposal = Proposal::sign(
+            &genesis,
+            height,
+            round,
+            valid_round,
+            block,
+            now,
+            &self.p2p_key,
+        );
+        if let Some(valid_round) = valid_round {
+            proposal.polka = self.state.prevotes.signatures_for(valid_round, block_hash);
+        }
         self.report(ConsensusEvent::Proposed {
             height,
             round,
             block_hash,
-            reproposal,
+            valid_round,
         });
         self.broadcast(ConsensusMessage::Proposal(proposal.clone()));
         let me = self.me;
         self.on_proposal(me, proposal);
+    }
+
+    /// R14: re-sends what others may have missed.
+    fn repair(&mut self) {
+        let height = self.state.height;
+        let member = self.my_member_field();
+        let round = self.state.round;
+        if let Some(certificate) = self.state.decided.clone() {
+            if let Some(held) = self.state.block(&certificate.block_hash) {
+                let block = held.block.clone();
+                self.broadcast(ConsensusMessage::Commit(Commit { certificate, block }));
+            }
+        }
+        if let Some((block_hash, signature)) = self.state.my_signature.clone() {
+            self.broadcast(ConsensusMessage::BlockSignature(BlockSignature {
+                height,
+                block_hash,
+                member,
+                signature,
+            }));
+        }
+        if self.state.decided_hash().is_some() {
+            return;
+        }
+        let genesis = self.params().genesis_hash();
+        for (kind, cast) in [
+            (VoteKind::Prevote, self.state.my_prevote.clone()),
+            (VoteKind::Precommit, self.state.my_precommit.clone()),
+        ] {
+            if let Some(cast) = cast.filter(|cast| cast.round.saturating_add(1) >= round) {
+                self.broadcast(ConsensusMessage::Vote(Vote {
+                    kind,
+                    height,
+                    round: cast.round,
+                    block_hash: cast.block_hash,
+                    member,
+                    signature: cast.signature.to_bytes(),
+                }));
+            }
+        }
+        let n = self.federation.member_count();
+        if proposer_of(height, round, n) == self.me && self.state.proposed_round == Some(round) {
+            if let Some((hash, valid_round)) = self.state.proposal(round).copied() {
+                if let Some(held) = self.state.block(&hash) {
+                    let mut proposal = Proposal::sign(
+                        &genesis,
+                        height,
+                        round,
+                        valid_round,
+                        held.block.clone(),
+                        held.proposed_at_ms,
+                        &self.p2p_key,
+                    );
+                    if let Some(valid_round) = valid_round {
+                        proposal.polka = self.state.prevotes.signatures_for(valid_round, hash);
+                    }
+                    self.broadcast(ConsensusMessage::Proposal(proposal));
+                }
+            }
+        }
+    }
+
+    // ----- voting -----
+
+    /// Signs, persists, broadcasts and counts our vote in the current round.
+    fn cast(&mut self, kind: VoteKind, block_hash: Option<elements::BlockHash>) {
+        let height = self.state.height;
+        let round = self.state.round;
+        match kind {
+            VoteKind::Prevote => self.state.step = Step::Prevote,
+            VoteKind::Precommit => self.state.step = Step::Precommit,
+        }
+        if !self.is_member() {
+            return;
+        }
+        let already = match kind {
+            VoteKind::Prevote => &self.state.my_prevote,
+            VoteKind::Precommit => &self.state.my_precommit,
+        };
+        if already.as_ref().is_some_and(|cast| cast.round >= round) {
+            return; // one vote of each kind per round, never for an older round
+        }
+        let genesis = self.params().genesis_hash();
+        let vote = Vote::sign(
+            &genesis,
+            kind,
+            height,
+            round,
+            block_hash,
+            self.my_member_field(),
+            &self.p2p_key,
+        );
+        let cast = CastVote {
+            round,
+            block_hash,
+            signature: crate::certificate::CertificateSignature::from_bytes(&vote.signature),
+        };
+        match kind {
+            VoteKind::Prevote => self.state.my_prevote = Some(cast),
+            VoteKind::Precommit => self.state.my_precommit = Some(cast),
+        }
+        self.persist();
+        self.report(ConsensusEvent::Voted {
+            kind,
+            height,
+            round,
+            block_hash,
+        });
+        self.broadcast(ConsensusMessage::Vote(vote.clone()));
+        let me = self.me;
+        self.count_vote(me, vote);
+    }
+
+    fn count_vote(&mut self, member: usize, vote: Vote) {
+        let tally = match vote.kind {
+            VoteKind::Prevote => &mut self.state.prevotes,
+            VoteKind::Precommit => &mut self.state.precommits,
+        };
+        match tally.add(vote.round, member, vote.block_hash, vote.signature) {
+            VoteAdded::Counted => self.state.note_round(member, vote.round),
+            VoteAdded::Duplicate => {}
+            VoteAdded::Equivocation => self.reject(
+                member,
+                Rejection::EquivocatingVote {
+                    kind: vote.kind,
+                    member: vote.member,
+                    round: vote.round,
+                },
+            ),
+        }
+    }
+
+    /// Applies the "upon" rules R6-R11 until none fires.
+    fn progress(&mut self) {
+        for _ in 0..64 {
+            let fired = self.rule_finalize()
+                || self.rule_decide()
+                || self.rule_sign()
+                || (self.state.decided_hash().is_none()
+                    && self.state.started
+                    && (self.rule_skip()
+                        || self.rule_prevote()
+                        || self.rule_prevote_timeout()
+                        || self.rule_lock()
+                        || self.rule_newer_valid()
+                        || self.rule_nil_precommit()
+                        || self.rule_precommit_round()));
+            if !fired {
+                return;
+            }
+        }
+    }
+
+    /// R13: any held block with `m` valid signatures.
+    fn rule_finalize(&mut self) -> bool {
+        let threshold = self.threshold();
+        let Some(hash) = self.state.block_with_signatures(threshold) else {
+            return false;
+        };
+        let height = self.state.height;
+        self.try_finalize(hash);
+        self.state.height != height
+    }
+
+    /// R10 from precommits.
+    fn rule_decide(&mut self) -> bool {
+        if self.state.decided.is_some() {
+            return false;
+        }
+        let Some((round, hash)) = self.state.precommits.first_quorum(self.threshold()) else {
+            return false;
+        };
+        if self
+            .state
+            .decided_without_certificate
+            .is_some_and(|signed| signed != hash)
+        {
+            return false; // cannot happen within the safety bound; our signer would refuse anyway
+        }
+        let certificate = self
+            .state
+            .precommits
+            .certificate(self.state.height, round, hash);
+        self.decide(certificate);
+        true
+    }
+
+    fn decide(&mut self, certificate: CommitCertificate) {
+        let height = self.state.height;
+        let (round, block_hash) = (certificate.round, certificate.block_hash);
+        self.state.decided = Some(certificate);
+        self.persist();
+        self.report(ConsensusEvent::Decided {
+            height,
+            round,
+            block_hash,
+        });
+    }
+
+    /// R11.
+    fn rule_sign(&mut self) -> bool {
+        let Some(block_hash) = self.state.decided_hash() else {
+            return false;
+        };
+        if self.state.sign_requested.is_some()
+            || self.state.sign_backoff
+            || self.state.my_signature.is_some()
+            || self.state.block(&block_hash).is_none()
+            || !self.is_member()
+        {
+            return false;
+        }
+        let height = self.state.height;
+        if let Err(refusal) = may_request_signature(self.last_signed.as_ref(), height, &block_hash)
+        {
+            if self.refusal_reported != Some(block_hash) {
+                self.refusal_reported = Some(block_hash);
+                let reason = match refusal {
+                    SignRefusal::OtherBlockAtHeight => "signed another block at this height",
+                    SignRefusal::HigherHeightSigned => "already signed at a higher height",
+                };
+                self.report(ConsensusEvent::SigningRefused {
+                    height,
+                    block_hash,
+                    reason: reason.to_string(),
+                });
+            }
+            return false;
+        }
+        self.last_signed = Some((height, block_hash));
+        self.state.sign_requested = Some(block_hash);
+        self.report(ConsensusEvent::SigningRequested { height, block_hash });
+        let certificate = self.state.decided.clone();
+        self.emit(Effect::SignBlock {
+            height,
+            block_hash,
+            certificate,
+        });
+        true
+    }
+
+    /// R9: skip to a later round that `n - m + 1` members are in.
+    fn rule_skip(&mut self) -> bool {
+        let quorum = skip_quorum(self.federation.member_count(), self.threshold());
+        let mut rounds: Vec<u32> = self.state.highest_round_seen.values().copied().collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(target) = rounds.get(quorum.saturating_sub(1)).copied() else {
+            return false;
+        };
+        if target <= self.state.round {
+            return false;
+        }
+        self.start_round(target);
+        true
+    }
+
+    /// R6.
+    fn rule_prevote(&mut self) -> bool {
+        if self.state.step != Step::Propose {
+            return false;
+        }
+        let round = self.state.round;
+        let Some((hash, valid_round)) = self.state.proposal(round).copied() else {
+            return false;
+        };
+        let block_valid = self.state.block(&hash).is_some() && !self.state.is_invalid(&hash);
+        let polka_in_valid_round = self.state.polka_carried(round)
+            || valid_round
+                .is_some_and(|vr| self.state.prevotes.count(vr, Some(&hash)) >= self.threshold());
+        let locked = self.state.locked;
+        let choice = prevote_for(PrevoteInput {
+            block: &hash,
+            block_valid,
+            valid_round,
+            round,
+            polka_in_valid_round,
+            locked: locked.as_ref().map(|(r, h)| (*r, h)),
+        });
+        match choice {
+            Some(value) => {
+                self.cast(VoteKind::Prevote, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// R7: arm the prevote timeout.
+    fn rule_prevote_timeout(&mut self) -> bool {
+        let round = self.state.round;
+        if self.state.step != Step::Prevote
+            || self.state.prevote_timeout_armed == Some(round)
+            || self.state.prevotes.total(round) < self.threshold()
+        {
+            return false;
+        }
+        self.state.prevote_timeout_armed = Some(round);
+        let at = self.now().saturating_add(self.timeout(round));
+        self.state.arm(at, Timer::Prevote(round));
+        true
+    }
+
+    /// R8: lock and precommit on a polka for this round's proposal.
+    fn rule_lock(&mut self) -> bool {
+        let round = self.state.round;
+        if self.state.step < Step::Prevote || self.state.lock_rule_done == Some(round) {
+            return false;
+        }
+        let Some((hash, _)) = self.state.proposal(round).copied() else {
+            return false;
+        };
+        if self.state.block(&hash).is_none()
+            || self.state.is_invalid(&hash)
+            || self.state.prevotes.count(round, Some(&hash)) < self.threshold()
+        {
+            return false;
+        }
+        self.state.lock_rule_done = Some(round);
+        if self.state.step == Step::Prevote {
+            self.state.locked = Some((round, hash));
+            self.report(ConsensusEvent::Locked {
+                height: self.state.height,
+                round,
+                block_hash: hash,
+            });
+            self.cast(VoteKind::Precommit, Some(hash));
+        }
+        self.state.valid = Some((round, hash));
+        true
+    }
+
+    /// R8': any newer polka for a block we hold becomes our valid block (what we re-propose). Tendermint only
+    /// looks at the current round; taking a polka of any later round is equally safe (the valid block is
+    /// only ever proposed, with its polka, and every member applies R6 to it) and gets a split federation
+    /// back together sooner.
+    fn rule_newer_valid(&mut self) -> bool {
+        let threshold = self.threshold();
+        let newer = self
+            .state
+            .prevotes
+            .quorums(threshold)
+            .into_iter()
+            .filter(|(round, hash)| {
+                self.state
+                    .valid
+                    .is_none_or(|(valid_round, _)| *round > valid_round)
+                    && self.state.block(hash).is_some()
+                    && !self.state.is_invalid(hash)
+            })
+            .max_by_key(|(round, _)| *round);
+        match newer {
+            Some(valid) => {
+                self.state.valid = Some(valid);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// R8: precommit nil on `m` nil prevotes.
+    fn rule_nil_precommit(&mut self) -> bool {
+        let round = self.state.round;
+        if self.state.step != Step::Prevote
+            || self.state.prevotes.count(round, None) < self.threshold()
+        {
+            return false;
+        }
+        self.cast(VoteKind::Precommit, None);
+        true
+    }
+
+    /// R9: next round on `m` nil precommits, or arm the precommit timeout on `m` precommits.
+    fn rule_precommit_round(&mut self) -> bool {
+        let round = self.state.round;
+        if self.state.precommits.count(round, None) >= self.threshold() {
+            self.start_round(round.saturating_add(1));
+            return true;
+        }
+        if self.state.precommit_timeout_armed != Some(round)
+            && self.state.precommits.total(round) >= self.threshold()
+        {
+            self.state.precommit_timeout_armed = Some(round);
+            let at = self.now().saturating_add(self.timeout(round));
+            self.state.arm(at, Timer::Precommit(round));
+            return true;
+        }
+        false
     }
 
     // ----- messages -----
@@ -245,16 +793,16 @@ impl Consensus {
         }
         match message {
             ConsensusMessage::Proposal(proposal) => self.on_proposal(from, proposal),
-            ConsensusMessage::Precommit(precommit) => self.on_precommit(from, precommit),
+            ConsensusMessage::Vote(vote) => self.on_vote(from, vote),
             ConsensusMessage::BlockSignature(signature) => self.on_block_signature(from, signature),
+            ConsensusMessage::Commit(commit) => self.on_commit(from, commit),
             ConsensusMessage::FinalBlock(block) => self.on_final_block(from, block),
             ConsensusMessage::Status(status) => self.on_status(from, status),
         }
     }
 
-    /// Routes a message for a height above the one being decided: buffer it if it is for the next height
-    /// (R16) and treat it as evidence that the sender is ahead (R14). Returns true if the message was
-    /// routed away (not for the current height).
+    /// Routes a message for another height: stale ones are ignored, next-height ones buffered (R16), and
+    /// any above is evidence that the sender is ahead (R15). Returns true if the message was routed away.
     fn route_by_height(
         &mut self,
         from: usize,
@@ -262,7 +810,7 @@ impl Consensus {
         message: impl FnOnce() -> ConsensusMessage,
     ) -> bool {
         if height < self.state.height {
-            return true; // stale: ignored silently
+            return true;
         }
         if height == self.state.height {
             return false;
@@ -270,9 +818,49 @@ impl Consensus {
         if height == self.state.height.saturating_add(1) && !self.future.push(from, message()) {
             self.reject(from, Rejection::FutureBufferFull { from });
         }
-        // A message about height `height` means its sender's tip is at least `height - 1`.
         self.fetch.note_peer_height(from, height.saturating_sub(1));
         self.maybe_fetch();
+        true
+    }
+
+    /// Whether `block` may be taken at this height (the `valid` predicate of the rules, except the
+    /// signature-free checks done by the caller). Reports the reason when not.
+    fn check_block(&mut self, from: usize, message_height: u32, block: &elements::Block) -> bool {
+        let header = &block.header;
+        if header.height != message_height {
+            self.reject(
+                from,
+                Rejection::HeightMismatch {
+                    message_height,
+                    block_height: header.height,
+                },
+            );
+            return false;
+        }
+        if header.prev_blockhash != self.tip_hash {
+            let reason = Rejection::WrongParent {
+                expected: self.tip_hash,
+                got: header.prev_blockhash,
+            };
+            self.reject(from, reason);
+            return false;
+        }
+        if let Err(error) = chain::validate_proposal(self.params(), &self.tip, block) {
+            self.reject(from, Rejection::InvalidProposal(error.to_string()));
+            return false;
+        }
+        let now = self.now();
+        let latest = now.saturating_add(MAX_CLOCK_SKEW_MS) / 1000;
+        if u64::from(header.time) > latest {
+            self.reject(
+                from,
+                Rejection::BlockFromTheFuture {
+                    time: header.time,
+                    now_ms: now,
+                },
+            );
+            return false;
+        }
         true
     }
 
@@ -283,28 +871,20 @@ impl Consensus {
         }) {
             return;
         }
-        let Some(current) = self.tick_round else {
+        if self.now_ms.is_none() {
             self.reject(from, Rejection::NoClock);
             return;
-        };
-        let expected = proposer_of(proposal.round, self.federation.member_count());
+        }
+        let n = self.federation.member_count();
+        let round = proposal.round;
+        let expected = proposer_of(proposal.height, round, n);
         if from != expected {
             self.reject(
                 from,
                 Rejection::WrongProposer {
-                    round: proposal.round,
+                    round,
                     expected,
                     from,
-                },
-            );
-            return;
-        }
-        if !round_in_window(proposal.round, current) {
-            self.reject(
-                from,
-                Rejection::RoundOutOfWindow {
-                    round: proposal.round,
-                    current,
                 },
             );
             return;
@@ -318,203 +898,159 @@ impl Consensus {
             self.reject(
                 from,
                 Rejection::BadProposalSignature {
-                    round: proposal.round,
+                    round,
                     proposer: expected,
                 },
             );
             return;
         }
-        let header = &proposal.block.header;
-        if header.height != proposal.height {
-            let reason = Rejection::HeightMismatch {
-                message_height: proposal.height,
-                block_height: header.height,
-            };
-            self.reject(from, reason);
-            return;
-        }
-        if header.prev_blockhash != self.tip_hash {
-            let reason = Rejection::WrongParent {
-                expected: self.tip_hash,
-                got: header.prev_blockhash,
-            };
-            self.reject(from, reason);
+        if round > self.state.round.saturating_add(1) {
+            // Counts towards the skip rule only; the proposer repairs it once we are in that round.
+            self.state.note_round(from, round);
             return;
         }
         let block_hash = proposal.block.block_hash();
-        match self.state.proposal_in_round(proposal.round) {
-            Some(existing) if *existing == block_hash => return, // duplicate delivery
-            Some(_) => {
-                self.reject(
-                    from,
-                    Rejection::EquivocatingProposal {
-                        round: proposal.round,
-                    },
+        let mut polka_members = std::collections::BTreeSet::new();
+        if let Some(valid_round) = proposal.valid_round.filter(|vr| *vr < round) {
+            for (member, signature) in &proposal.polka {
+                let vote = Vote {
+                    kind: VoteKind::Prevote,
+                    height: proposal.height,
+                    round: valid_round,
+                    block_hash: Some(block_hash),
+                    member: *member,
+                    signature: signature.to_bytes(),
+                };
+                let voter = usize::from(*member);
+                let valid = self
+                    .federation
+                    .p2p_key(voter)
+                    .is_some_and(|key| vote.verify(&genesis, key));
+                if !valid {
+                    self.reject(
+                        from,
+                        Rejection::BadVoteSignature {
+                            kind: VoteKind::Prevote,
+                            member: *member,
+                        },
+                    );
+                    return;
+                }
+                polka_members.insert(voter);
+                // Counted where it does not contradict a vote we already hold (an equivocator's other vote
+                // stays counted; the polka below still proves `m` signed prevotes for this block).
+                let _ = self.state.prevotes.add(
+                    valid_round,
+                    voter,
+                    Some(block_hash),
+                    signature.to_bytes(),
                 );
+            }
+        }
+        let polka_carried = polka_members.len() >= self.threshold();
+        match self.state.proposal(round) {
+            Some((existing, _)) if *existing == block_hash => return,
+            Some(_) => {
+                self.reject(from, Rejection::EquivocatingProposal { round });
                 return;
             }
             None => {}
         }
-        let newly_held = self.state.block(&block_hash).is_none();
-        if newly_held {
-            if let Err(error) = chain::validate_proposal(self.params(), &self.tip, &proposal.block)
-            {
-                self.reject(from, Rejection::InvalidProposal(error.to_string()));
-                return;
+        let known_valid = self.state.block(&block_hash).is_some();
+        let known_invalid = self.state.is_invalid(&block_hash);
+        if !known_valid && !known_invalid {
+            if self.check_block(from, proposal.height, &proposal.block) {
+                self.state
+                    .hold_block(round, proposal.block, proposal.proposed_at_ms);
+                self.check_pending_signatures(block_hash);
+            } else {
+                self.state.mark_invalid(block_hash);
             }
         }
-        let round = proposal.round;
         self.state
-            .add_proposal(round, proposal.block, proposal.proposed_at_ms);
+            .set_proposal(round, block_hash, proposal.valid_round);
+        if polka_carried {
+            self.state.mark_polka_carried(round);
+        }
+        self.state.note_round(from, round);
         self.report(ConsensusEvent::ProposalAccepted {
             from,
             height: proposal.height,
             round,
             block_hash,
         });
-        if newly_held {
-            self.check_pending_signatures(block_hash);
-        }
-        self.try_precommit(round, block_hash);
-        if let Some(certificate_round) = self.state.certificate_round(&block_hash) {
-            self.try_request_signature(block_hash, certificate_round);
-        }
-        self.try_finalize(block_hash);
     }
 
-    /// R6.
-    fn try_precommit(&mut self, round: u64, block_hash: elements::BlockHash) {
-        if self.me >= self.federation.member_count() {
-            return; // not a member: nothing we say would count
-        }
-        if !may_precommit(self.state.precommit_history(round), round, &block_hash) {
+    fn on_vote(&mut self, from: usize, vote: Vote) {
+        if !self.check_member_field(from, vote.member) {
             return;
         }
-        let height = self.state.height;
-        let genesis = self.params().genesis_hash();
-        let precommit = Precommit::sign(
-            &genesis,
-            height,
-            round,
-            block_hash,
-            self.my_member_field(),
-            &self.p2p_key,
-        );
-        self.state.record_my_precommit(round, block_hash);
-        self.report(ConsensusEvent::Precommitted {
-            height,
-            round,
-            block_hash,
-        });
-        self.broadcast(ConsensusMessage::Precommit(precommit));
-        let me = self.me;
-        self.count_precommit(me, round, block_hash);
-    }
-
-    /// R7.
-    fn on_precommit(&mut self, from: usize, precommit: Precommit) {
-        if !self.check_member_field(from, precommit.member) {
-            return;
-        }
-        if self.route_by_height(from, precommit.height, || {
-            ConsensusMessage::Precommit(precommit.clone())
-        }) {
-            return;
-        }
-        let Some(current) = self.tick_round else {
-            self.reject(from, Rejection::NoClock);
-            return;
-        };
-        if !precommit_round_in_window(precommit.round, current) {
-            self.reject(
-                from,
-                Rejection::PrecommitRoundOutOfWindow {
-                    round: precommit.round,
-                    current,
-                },
-            );
+        if self.route_by_height(from, vote.height, || ConsensusMessage::Vote(vote.clone())) {
             return;
         }
         let genesis = self.params().genesis_hash();
         let valid = self
             .federation
             .p2p_key(from)
-            .is_some_and(|key| precommit.verify(&genesis, key));
+            .is_some_and(|key| vote.verify(&genesis, key));
         if !valid {
             self.reject(
                 from,
-                Rejection::BadPrecommitSignature {
-                    member: precommit.member,
+                Rejection::BadVoteSignature {
+                    kind: vote.kind,
+                    member: vote.member,
                 },
             );
             return;
         }
-        self.count_precommit(from, precommit.round, precommit.block_hash);
-    }
-
-    /// R8: counts a verified precommit and acts on a certificate.
-    fn count_precommit(&mut self, member: usize, round: u64, block_hash: elements::BlockHash) {
-        match self.state.count_precommit(round, block_hash, member) {
-            PrecommitCount::Counted(count) => {
-                if count >= self.federation.threshold() {
-                    self.state.mark_certified(block_hash, round);
-                    self.try_request_signature(block_hash, round);
-                }
-            }
-            PrecommitCount::Duplicate => {}
-            PrecommitCount::Equivocation => {
-                let member = u16::try_from(member).unwrap_or(u16::MAX);
-                self.reject(
-                    usize::from(member),
-                    Rejection::EquivocatingPrecommit { member, round },
-                );
-            }
-        }
-    }
-
-    /// R9: asks the signer once we hold a certified block we may sign.
-    fn try_request_signature(&mut self, block_hash: elements::BlockHash, round: u64) {
-        if self.state.block(&block_hash).is_none() || self.state.sign_requested.is_some() {
+        if vote.round > self.state.round.saturating_add(1) {
+            self.state.note_round(from, vote.round);
             return;
         }
-        let height = self.state.height;
-        let lock_allows = self.state.locked.is_none_or(|locked| locked == block_hash);
-        let refusal = match may_request_signature(self.last_signed.as_ref(), height, &block_hash) {
-            Ok(()) if lock_allows => None,
-            Ok(()) => Some(SignRefusal::OtherBlockAtHeight),
-            Err(refusal) => Some(refusal),
-        };
-        if let Some(refusal) = refusal {
-            if self.refusal_reported != Some(block_hash) {
-                self.refusal_reported = Some(block_hash);
-                let reason = match refusal {
-                    SignRefusal::OtherBlockAtHeight => "locked on another block at this height",
-                    SignRefusal::HigherHeightSigned => "already signed at a higher height",
-                };
-                self.report(ConsensusEvent::SigningRefused {
-                    height,
-                    block_hash,
-                    reason: reason.to_string(),
-                });
-            }
-            return;
-        }
-        self.last_signed = Some((height, block_hash));
-        self.state.locked = Some(block_hash);
-        self.state.sign_requested = Some(block_hash);
-        self.report(ConsensusEvent::SigningRequested {
-            height,
-            round,
-            block_hash,
-        });
-        self.emit(Effect::SignBlock { height, block_hash });
+        self.count_vote(from, vote);
     }
 
-    /// R10.
+    /// R10 from a relayed certificate.
+    fn on_commit(&mut self, from: usize, commit: Commit) {
+        let height = commit.certificate.height;
+        if self.route_by_height(from, height, || ConsensusMessage::Commit(commit.clone())) {
+            return;
+        }
+        if self.state.decided.is_some() {
+            return;
+        }
+        let block_hash = commit.block.block_hash();
+        if let Err(error) = commit
+            .certificate
+            .verify_for(&self.federation, height, &block_hash)
+        {
+            self.reject(from, Rejection::BadCertificate(error.to_string()));
+            return;
+        }
+        if self.state.block(&block_hash).is_none() {
+            if !self.check_block(from, height, &commit.block) {
+                return;
+            }
+            let round = commit.certificate.round;
+            self.state.hold_block(round, commit.block, 0);
+            self.check_pending_signatures(block_hash);
+        }
+        if self
+            .state
+            .decided_without_certificate
+            .is_some_and(|signed| signed != block_hash)
+        {
+            return;
+        }
+        self.decide(commit.certificate);
+    }
+
+    /// R11 failure: we may retry on the next progress.
     fn on_sign_failed(&mut self, height: u32, block_hash: elements::BlockHash, reason: String) {
         if height == self.state.height && self.state.sign_requested == Some(block_hash) {
-            // Stay locked; a later certificate for the same block may retry.
             self.state.sign_requested = None;
+            // Do not hammer a refusing signer: the retry happens after the next repair timer.
+            self.state.sign_backoff = true;
         }
         self.report(ConsensusEvent::SignFailed {
             height,
@@ -523,7 +1059,7 @@ impl Consensus {
         });
     }
 
-    /// R11: our own signature.
+    /// R12: our own signature.
     fn on_block_signed(
         &mut self,
         height: u32,
@@ -531,7 +1067,7 @@ impl Consensus {
         signature: Vec<u8>,
     ) {
         if height < self.state.height {
-            return; // the height was decided meanwhile
+            return;
         }
         let me = self.me;
         if height != self.state.height || self.state.sign_requested != Some(block_hash) {
@@ -564,7 +1100,7 @@ impl Consensus {
         self.try_finalize(block_hash);
     }
 
-    /// R11: a peer's signature.
+    /// R12: a peer's signature.
     fn on_block_signature(&mut self, from: usize, signature: BlockSignature) {
         if !self.check_member_field(from, signature.member) {
             return;
@@ -596,7 +1132,6 @@ impl Consensus {
         self.try_finalize(block_hash);
     }
 
-    /// Verifies and counts a signature on a held block.
     fn accept_block_signature(
         &mut self,
         member: usize,
@@ -625,12 +1160,12 @@ impl Consensus {
     }
 
     fn check_pending_signatures(&mut self, block_hash: elements::BlockHash) {
+        // Finalising happens in `progress` (R13), never in the middle of a handler that still uses this height.
         for (member, signature) in self.state.take_pending_signatures(&block_hash) {
             self.accept_block_signature(member, block_hash, signature);
         }
     }
 
-    /// Checks that a message's member field is in range and names the sender.
     fn check_member_field(&mut self, from: usize, member: u16) -> bool {
         if usize::from(member) >= self.federation.member_count() {
             self.reject(from, Rejection::MemberOutOfRange { member });
@@ -643,11 +1178,10 @@ impl Consensus {
         true
     }
 
-    // ----- R12-R13: finality -----
+    // ----- R13: finality -----
 
-    /// R12: assembles and stores the block once m signatures are counted.
     fn try_finalize(&mut self, block_hash: elements::BlockHash) {
-        let threshold = self.federation.threshold();
+        let threshold = self.threshold();
         let Some(held) = self.state.block(&block_hash) else {
             return;
         };
@@ -669,7 +1203,6 @@ impl Consensus {
         }
     }
 
-    /// R13.
     fn on_final_block(&mut self, from: usize, block: elements::Block) {
         let height = block.header.height;
         if height <= self.tip.height {
@@ -703,18 +1236,23 @@ impl Consensus {
         }
     }
 
-    /// Stores a validated final block and advances the tip.
     fn finalize(&mut self, block: elements::Block, signers: Vec<usize>, via: FinalizedVia) {
         let block_hash = block.block_hash();
         let height = block.header.height;
-        let (round, proposed_at_ms) = match self.state.block(&block_hash) {
-            Some(held) => (Some(held.round), Some(held.proposed_at_ms)),
-            None => (None, None),
-        };
+        let proposed_at_ms = self
+            .state
+            .block(&block_hash)
+            .map(|held| held.proposed_at_ms);
+        let round = self
+            .state
+            .decided
+            .as_ref()
+            .filter(|cert| cert.block_hash == block_hash)
+            .map(|cert| cert.round);
         let header = block.header.clone();
         let n = self.federation.member_count();
         let announce = via == FinalizedVia::Signatures
-            && round.is_some_and(|round| broadcasts_final_block(self.me, round, n));
+            && round.is_some_and(|round| proposer_of(height, round, n) == self.me);
         if announce {
             self.emit(Effect::StoreBlock(block.clone()));
             self.broadcast(ConsensusMessage::FinalBlock(block));
@@ -736,15 +1274,18 @@ impl Consensus {
         self.tip_hash = header.block_hash();
         self.tip = header;
         let height = self.tip.height.saturating_add(1);
-        self.state = HeightState::new(height, locked_at(self.last_signed.as_ref(), height));
-        if let Some(round) = self.tick_round {
-            self.state.prune_rounds(round);
+        self.state = HeightState::new(height);
+        if let Some((signed_height, hash)) = self.last_signed {
+            if signed_height == height {
+                self.state.decided_without_certificate = Some(hash);
+            }
         }
         self.refusal_reported = None;
+        self.start_height_if_ready();
         self.replay.extend(self.future.take_for_height(height));
     }
 
-    // ----- R14-R15: catch-up -----
+    // ----- R15: catch-up -----
 
     fn on_status(&mut self, from: usize, status: Status) {
         if status.height > self.tip.height {
@@ -764,7 +1305,7 @@ impl Consensus {
         let Some((peer_height, peer)) = self.fetch.ahead_of(self.tip.height) else {
             return;
         };
-        let now = self.now_ms.unwrap_or(0);
+        let now = self.now();
         if !self.fetch.may_fetch(now, self.federation.interval_ms()) {
             return;
         }
@@ -833,14 +1374,4 @@ impl Consensus {
             self.fetch.forget_peer(from);
         }
     }
-}
-
-/// The lock implied by the signer journal at `height` (R9).
-fn locked_at(
-    last_signed: Option<&(u32, elements::BlockHash)>,
-    height: u32,
-) -> Option<elements::BlockHash> {
-    last_signed
-        .filter(|(signed_height, _)| *signed_height == height)
-        .map(|(_, hash)| *hash)
 }

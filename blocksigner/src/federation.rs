@@ -9,6 +9,8 @@ pub struct Federation {
     pub p2p_keys: Vec<ed25519_dalek::VerifyingKey>,
     /// Slot length in milliseconds (the block interval). A value of 0 is treated as 1.
     pub interval_ms: u64,
+    /// Base round timeout in milliseconds (R3), much shorter than the interval. 0 is treated as 1.
+    pub round_timeout_ms: u64,
 }
 
 impl Federation {
@@ -25,6 +27,11 @@ impl Federation {
     /// The slot length, never 0.
     pub fn interval_ms(&self) -> u64 {
         self.interval_ms.max(1)
+    }
+
+    /// The base round timeout, never 0.
+    pub fn round_timeout_ms(&self) -> u64 {
+        self.round_timeout_ms.max(1)
     }
 
     /// The p2p key of `member`, if the index is in range.

@@ -1,6 +1,9 @@
 //! What goes into the state machine ([`Input`]) and what comes out ([`Effect`], [`ConsensusEvent`]).
 
-use crate::message::ConsensusMessage;
+use crate::certificate::CommitCertificate;
+use crate::height::Step;
+use crate::message::{ConsensusMessage, VoteKind};
+use crate::record::ConsensusRecord;
 
 /// Something that happened, fed to [`crate::Consensus::handle`].
 // Inputs are moved once into `handle`, never stored in bulk: boxing the message would only add an allocation.
@@ -51,13 +54,18 @@ pub enum Input {
 pub enum Effect {
     /// Send the message to every other member.
     Broadcast(ConsensusMessage),
+    /// Write this record durably (synced) before executing later effects; a failure is fatal (R4-R10).
+    Persist(ConsensusRecord),
     /// Ask the signer (guard → HSM) to sign the block; answer with [`Input::BlockSigned`] or
-    /// [`Input::SignFailed`]. The digest signed is the block hash (`chain::signing_digest`).
+    /// [`Input::SignFailed`]. The digest signed is the block hash (`chain::signing_digest`). The certificate
+    /// is what the guard verifies; `None` only when re-signing the hash the signer journal already approved.
     SignBlock {
         /// Height of the block.
         height: u32,
         /// Hash of the block.
         block_hash: elements::BlockHash,
+        /// The commit certificate (R10).
+        certificate: Option<CommitCertificate>,
     },
     /// Store this final block durably (synced) before executing later effects.
     StoreBlock(elements::Block),
@@ -94,25 +102,23 @@ pub enum FinalizedVia {
 /// Events worth logging or counting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConsensusEvent {
+    /// We entered a round.
+    RoundStarted {
+        /// Height.
+        height: u32,
+        /// Round.
+        round: u32,
+    },
     /// We proposed a block.
     Proposed {
         /// Height.
         height: u32,
         /// Round.
-        round: u64,
+        round: u32,
         /// Block hash.
         block_hash: elements::BlockHash,
-        /// Whether it is a re-proposal of the block we are locked on.
-        reproposal: bool,
-    },
-    /// Our turn to propose, but we are locked on a block we do not hold.
-    ProposalSkipped {
-        /// Height.
-        height: u32,
-        /// Round.
-        round: u64,
-        /// The block we are locked on.
-        locked: elements::BlockHash,
+        /// The valid round of a re-proposal.
+        valid_round: Option<u32>,
     },
     /// We accepted a proposal.
     ProposalAccepted {
@@ -121,33 +127,51 @@ pub enum ConsensusEvent {
         /// Height.
         height: u32,
         /// Round.
-        round: u64,
+        round: u32,
         /// Block hash.
         block_hash: elements::BlockHash,
     },
-    /// We precommitted a block.
-    Precommitted {
+    /// We voted.
+    Voted {
+        /// Prevote or precommit.
+        kind: VoteKind,
         /// Height.
         height: u32,
         /// Round.
-        round: u64,
+        round: u32,
+        /// Block hash, or nil.
+        block_hash: Option<elements::BlockHash>,
+    },
+    /// We locked on a block.
+    Locked {
+        /// Height.
+        height: u32,
+        /// Round.
+        round: u32,
         /// Block hash.
         block_hash: elements::BlockHash,
     },
-    /// We saw a precommit certificate and asked our signer to sign (we are now locked on the block).
-    SigningRequested {
+    /// We hold a commit certificate: the height is decided here.
+    Decided {
         /// Height.
         height: u32,
         /// Round of the certificate.
-        round: u64,
+        round: u32,
         /// Block hash.
         block_hash: elements::BlockHash,
     },
-    /// A certificate we may not act on: we signed something else (or higher) already.
+    /// We asked our signer to sign.
+    SigningRequested {
+        /// Height.
+        height: u32,
+        /// Block hash.
+        block_hash: elements::BlockHash,
+    },
+    /// A decision we may not act on: we signed something else (or higher) already.
     SigningRefused {
         /// Height.
         height: u32,
-        /// Block hash of the certificate.
+        /// Block hash of the decision.
         block_hash: elements::BlockHash,
         /// Why.
         reason: String,
@@ -159,7 +183,7 @@ pub enum ConsensusEvent {
         /// Block hash.
         block_hash: elements::BlockHash,
     },
-    /// Our signer failed or refused; we stay locked.
+    /// Our signer failed or refused.
     SignFailed {
         /// Height.
         height: u32,
@@ -174,8 +198,8 @@ pub enum ConsensusEvent {
         height: u32,
         /// Block hash.
         block_hash: elements::BlockHash,
-        /// Round of the proposal we accepted for it, if we saw one.
-        round: Option<u64>,
+        /// Round of the certificate, if we decided it ourselves.
+        round: Option<u32>,
         /// Member indexes whose signatures are in the witness.
         signers: Vec<usize>,
         /// The proposer's clock when proposing, if we saw the proposal.
@@ -183,8 +207,7 @@ pub enum ConsensusEvent {
         /// How it became final here.
         via: FinalizedVia,
     },
-    /// A peer reports a different block at our tip height (should never happen with m > n/2 and honest
-    /// signers).
+    /// A peer reports a different block at our tip height (never happens within the safety bound).
     ConflictingTip {
         /// The peer.
         from: usize,
@@ -222,7 +245,7 @@ pub enum Rejection {
     )]
     WrongProposer {
         /// Round.
-        round: u64,
+        round: u32,
         /// Expected proposer.
         expected: usize,
         /// Sender.
@@ -232,25 +255,17 @@ pub enum Rejection {
     #[error("bad proposal signature for round {round} (proposer: member {proposer})")]
     BadProposalSignature {
         /// Round.
-        round: u64,
+        round: u32,
         /// The round's proposer, whose key was used.
         proposer: usize,
     },
-    /// A proposal outside the clock-skew window.
-    #[error("proposal round {round} is too far from our round {current}")]
-    RoundOutOfWindow {
-        /// Message round.
-        round: u64,
-        /// Our round.
-        current: u64,
-    },
-    /// A precommit outside the kept vote window.
-    #[error("precommit round {round} is outside the vote window around our round {current}")]
-    PrecommitRoundOutOfWindow {
-        /// Message round.
-        round: u64,
-        /// Our round.
-        current: u64,
+    /// A block whose time is too far ahead of our clock.
+    #[error("block time {time} is more than the allowed skew ahead of our clock ({now_ms} ms)")]
+    BlockFromTheFuture {
+        /// Block time (seconds).
+        time: u32,
+        /// Our clock.
+        now_ms: u64,
     },
     /// The block inside a message has another height than the message says.
     #[error("message height {message_height} but block height {block_height}")]
@@ -275,7 +290,7 @@ pub enum Rejection {
     #[error("second, different proposal for round {round}")]
     EquivocatingProposal {
         /// Round.
-        round: u64,
+        round: u32,
     },
     /// The member field is not a member index.
     #[error("member index {member} out of range")]
@@ -291,20 +306,27 @@ pub enum Rejection {
         /// Actual sender.
         from: usize,
     },
-    /// The precommit's ed25519 signature is invalid.
-    #[error("bad precommit signature from member {member}")]
-    BadPrecommitSignature {
+    /// A vote's ed25519 signature is invalid.
+    #[error("bad {kind:?} signature from member {member}")]
+    BadVoteSignature {
+        /// Prevote or precommit.
+        kind: VoteKind,
         /// Member.
         member: u16,
     },
-    /// A second precommit for a different block in one round.
-    #[error("member {member} precommitted two blocks in round {round}")]
-    EquivocatingPrecommit {
+    /// A second, different vote of one kind in one round.
+    #[error("member {member} cast two different {kind:?}s in round {round}")]
+    EquivocatingVote {
+        /// Prevote or precommit.
+        kind: VoteKind,
         /// Member.
         member: u16,
         /// Round.
-        round: u64,
+        round: u32,
     },
+    /// A commit certificate that does not verify.
+    #[error("bad commit certificate: {0}")]
+    BadCertificate(String),
     /// `chain::verify_member_signature` failed.
     #[error("bad block signature from member {member}: {reason}")]
     BadBlockSignature {
@@ -378,8 +400,9 @@ impl Rejection {
                 | Rejection::EquivocatingProposal { .. }
                 | Rejection::MemberOutOfRange { .. }
                 | Rejection::MemberMismatch { .. }
-                | Rejection::BadPrecommitSignature { .. }
-                | Rejection::EquivocatingPrecommit { .. }
+                | Rejection::BadVoteSignature { .. }
+                | Rejection::EquivocatingVote { .. }
+                | Rejection::BadCertificate(_)
                 | Rejection::BadBlockSignature { .. }
                 | Rejection::InvalidFinalBlock { .. }
                 | Rejection::FetchedBlockGap { .. }
@@ -399,15 +422,21 @@ pub struct ConsensusStatus {
     pub tip_hash: elements::BlockHash,
     /// The height being decided (tip + 1).
     pub height: u32,
-    /// The current round, once a tick was received.
-    pub round: Option<u64>,
+    /// The current round.
+    pub round: u32,
+    /// The step of the current round.
+    pub step: Step,
     /// The current round's proposer.
-    pub proposer: Option<usize>,
-    /// The block we are locked on at `height`.
-    pub locked: Option<elements::BlockHash>,
-    /// Blocks held for `height` (accepted proposals).
+    pub proposer: usize,
+    /// The block we are locked on at `height`, with the round.
+    pub locked: Option<(u32, elements::BlockHash)>,
+    /// The block decided at `height`, if any.
+    pub decided: Option<elements::BlockHash>,
+    /// Valid blocks held for `height`.
     pub proposals: usize,
-    /// The largest number of precommits for one (round, block) at `height`.
+    /// The largest number of prevotes for one block in one round at `height`.
+    pub best_prevote_count: usize,
+    /// The largest number of precommits for one block in one round at `height`.
     pub best_precommit_count: usize,
     /// The largest number of valid block signatures for one block at `height`.
     pub best_signature_count: usize,

@@ -1,6 +1,8 @@
 //! Harness for multi-process federation tests: real `functionaryd` processes with SoftHSM tokens, RocksDB, libp2p
 //! over loopback and JSON-RPC, driven through the `deploy` crate (the same code the devnet uses).
 
+pub mod sim;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -31,6 +31,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         keypair,
         guard,
         store,
+        consensus_record,
     } = node;
     let me = &member_names[member_index];
     let params = &federation.params;
@@ -93,7 +94,9 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     };
 
     let (outcome_tx, mut outcomes) = mpsc::channel::<SignOutcome>(64);
-    let signer = SignerThread::spawn(guard, outcome_tx).context("starting the signer thread")?;
+    let verifier = super::certificate::ConsensusCertificateVerifier::new(federation.clone());
+    let signer =
+        SignerThread::spawn(guard, verifier, outcome_tx).context("starting the signer thread")?;
 
     tracing::info!(target: "daemon", member = %me, member_index, tip_height = tip.height, tip = %tip.block_hash(),
         config_hash = %federation_config.config_hash(), genesis = %params.genesis_hash(),
@@ -104,6 +107,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         member_index,
         p2p_signing_key,
         tip,
+        consensus_record,
         last_signed,
     );
     let mut timing = TimingLog::from_env();
@@ -264,12 +268,29 @@ impl Executor<'_> {
                 Effect::Broadcast(message) => {
                     if let ConsensusMessage::Proposal(p) = &message {
                         self.timing.record("proposed", p.height, &p.block.block_hash(),
-                            serde_json::json!({ "round": p.round, "proposed_at_ms": p.proposed_at_ms }));
+                            serde_json::json!({ "round": p.round, "valid_round": p.valid_round, "proposed_at_ms": p.proposed_at_ms }));
                     }
                     self.p2p.broadcast(message.encode());
                 }
-                Effect::SignBlock { height, block_hash } => {
-                    if !self.signer.request(SignRequest { height, block_hash }) {
+                Effect::Persist(record) => {
+                    // Our votes and lock must be durable before the messages that follow are sent.
+                    let height = record.height;
+                    tokio::task::block_in_place(|| {
+                        self.store.put_consensus_record(&record.encode())
+                    })
+                    .with_context(|| format!("storing the consensus record at height {height}"))?;
+                }
+                Effect::SignBlock {
+                    height,
+                    block_hash,
+                    certificate,
+                } => {
+                    let certificate = certificate.map(|c| c.encode());
+                    if !self.signer.request(SignRequest {
+                        height,
+                        block_hash,
+                        certificate,
+                    }) {
                         anyhow::bail!("the signer thread has stopped");
                     }
                 }
@@ -323,9 +344,12 @@ fn consensus_json(consensus: &Consensus, names: &[String]) -> serde_json::Value 
         "tip_hash": s.tip_hash.to_string(),
         "deciding_height": s.height,
         "round": s.round,
-        "proposer": name(s.proposer),
-        "locked_on": s.locked.map(|h| h.to_string()),
+        "step": format!("{:?}", s.step).to_lowercase(),
+        "proposer": name(Some(s.proposer)),
+        "locked_on": s.locked.map(|(round, h)| serde_json::json!({ "round": round, "block": h.to_string() })),
+        "decided": s.decided.map(|h| h.to_string()),
         "candidate_blocks": s.proposals,
+        "best_prevote_count": s.best_prevote_count,
         "best_precommit_count": s.best_precommit_count,
         "best_signature_count": s.best_signature_count,
         "fetching_blocks": s.fetching,

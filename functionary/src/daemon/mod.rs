@@ -5,6 +5,7 @@
 //! running and nothing half-written.
 
 mod block_source;
+mod certificate;
 mod event_loop;
 mod signer_thread;
 mod startup;

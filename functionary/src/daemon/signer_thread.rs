@@ -5,11 +5,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::certificate::ConsensusCertificateVerifier;
+
 /// A request to sign a block hash at a height.
 #[derive(Debug)]
 pub struct SignRequest {
     pub height: u32,
     pub block_hash: elements::BlockHash,
+    /// The encoded commit certificate; `None` only to re-sign the hash the journal already approved.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// The guard's answer.
@@ -32,13 +36,23 @@ impl SignerThread {
     /// Moves the guard onto a new thread; outcomes are sent to `outcomes`.
     pub fn spawn<S: hsm::DigestSigner + 'static>(
         mut guard: hsm::BlockSigningGuard<S>,
+        verifier: ConsensusCertificateVerifier,
         outcomes: mpsc::Sender<SignOutcome>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<SignRequest>();
         std::thread::Builder::new().name("signer".into()).spawn(move || {
             while let Ok(req) = rx.recv() {
                 let started = Instant::now();
-                let result = guard.sign_block(req.height, req.block_hash.to_byte_array()).map_err(|e| e.to_string());
+                let hash = req.block_hash.to_byte_array();
+                let resign = guard.last_signed().is_some_and(|last| last.height == req.height && last.block_hash == hash);
+                let certified = match (&req.certificate, resign) {
+                    (_, true) => Ok(()),
+                    (Some(certificate), false) => verifier
+                        .verify(req.height, hash, certificate)
+                        .map_err(|e| format!("refused: commit certificate: {e}")),
+                    (None, false) => Err("refused: no commit certificate for a new signing decision".to_string()),
+                };
+                let result = certified.and_then(|()| guard.sign_block(req.height, hash).map_err(|e| e.to_string()));
                 let elapsed = started.elapsed();
                 match &result {
                     Ok(_) => tracing::debug!(target: "signer", height = req.height, hash = %req.block_hash,

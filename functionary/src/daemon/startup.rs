@@ -29,6 +29,8 @@ pub struct LoadedNode {
     pub guard: hsm::BlockSigningGuard<hsm::Pkcs11Signer>,
     /// Block storage, genesis checked.
     pub store: Arc<BlockStore>,
+    /// Our durable consensus state at the height being decided (votes, lock, decision), if any.
+    pub consensus_record: Option<blocksigner::ConsensusRecord>,
 }
 
 /// Loads the federation config, the p2p identity, the HSM key and the block store, and checks that they belong
@@ -122,11 +124,25 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             last_signed_hash = %elements::BlockHash::from_byte_array(last.block_hash), "signer journal replayed");
     }
 
+    let consensus_record = match store.consensus_record()? {
+        None => None,
+        Some(bytes) => Some(blocksigner::ConsensusRecord::decode(&bytes).with_context(|| {
+            format!(
+                "block store {}: the consensus record (this member's votes and lock) is damaged; the member \
+                 refuses to vote rather than risk contradicting itself. Restore the data directory from a backup, \
+                 or, if this member is certainly not needed to decide the current height, stop it and ask for \
+                 help: never delete the record while the federation is running",
+                store_path.display()
+            )
+        })?),
+    };
+    let interval_ms =
+        u64::try_from(federation_config.block_interval.as_millis()).unwrap_or(u64::MAX);
     let federation = Arc::new(blocksigner::Federation {
         params,
         p2p_keys,
-        interval_ms: u64::try_from(federation_config.block_interval.as_millis())
-            .unwrap_or(u64::MAX),
+        interval_ms,
+        round_timeout_ms: (interval_ms / 4).clamp(20, 10_000),
     });
     Ok(LoadedNode {
         federation_config,
@@ -138,5 +154,6 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         keypair,
         guard,
         store: Arc::new(store),
+        consensus_record,
     })
 }

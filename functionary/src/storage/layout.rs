@@ -20,6 +20,8 @@ pub(crate) const ALL_CFS: [&str; 4] = [CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_MET
 pub(crate) const META_TIP: &[u8] = b"tip";
 pub(crate) const META_SCHEMA: &[u8] = b"schema";
 pub(crate) const META_GENESIS: &[u8] = b"genesis";
+/// The consensus record of the height being decided (`blocksigner::ConsensusRecord` bytes).
+pub(crate) const META_CONSENSUS: &[u8] = b"consensus";
 
 /// Version of this layout; stored at genesis and checked at open.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -17,8 +17,8 @@ use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOp
 pub use error::StoreError;
 use layout::{
     decode_hash, decode_schema, decode_tip, encode_schema, encode_tip, hash_key, height_key,
-    ALL_CFS, CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_META, META_GENESIS, META_SCHEMA, META_TIP,
-    SCHEMA_VERSION,
+    ALL_CFS, CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_META, META_CONSENSUS, META_GENESIS, META_SCHEMA,
+    META_TIP, SCHEMA_VERSION,
 };
 
 /// Final blocks by hash and height, plus the tip. `Send + Sync`: share it with `Arc`. Reads run concurrently;
@@ -148,6 +148,19 @@ impl BlockStore {
         self.write_synced(batch)?;
         tracing::debug!(target: "storage", height, hash = %hash, "block stored");
         Ok(())
+    }
+
+    /// Replaces the consensus record (our votes, lock and decision at the height being decided) in one synced
+    /// write: it must be durable before the votes it records are sent.
+    pub fn put_consensus_record(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_CONSENSUS, bytes);
+        self.write_synced(batch)
+    }
+
+    /// The stored consensus record bytes, if any.
+    pub fn consensus_record(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, META_CONSENSUS)?)
     }
 
     /// Height and hash of the tip; [`StoreError::NotInitialised`] before [`Self::init_genesis`].
