@@ -227,6 +227,12 @@ impl Consensus {
         round_timeout_ms(self.federation.round_timeout_ms(), round)
     }
 
+    /// R14: how often a member re-sends its current messages: twice the current round's timeout, so that
+    /// re-sending never competes with a healthy round and slows down as rounds fail.
+    fn repair_period(&self) -> u64 {
+        self.timeout(self.state.round).saturating_mul(2)
+    }
+
     fn request_wake(&mut self) {
         let interval = self.federation.interval_ms();
         let mut at = self.now_ms.map(|now| next_slot_start(now, interval));
@@ -265,10 +271,16 @@ impl Consensus {
         if self.state.started {
             return;
         }
-        let scheduled = next_slot_start(now, self.federation.interval_ms());
+        // A height we had already voted at before a restart is under way: no reason to wait for a slot.
+        let resumed = self.state.my_prevote.is_some() || self.state.my_precommit.is_some();
+        let scheduled = if resumed {
+            now
+        } else {
+            next_slot_start(now, self.federation.interval_ms())
+        };
         self.state.scheduled_start_ms = Some(scheduled);
         self.state.started = true;
-        let repair_at = scheduled.saturating_add(self.timeout(0));
+        let repair_at = scheduled.saturating_add(self.repair_period());
         self.state.arm(repair_at, Timer::Repair);
         let round = self.state.round;
         self.start_round(round);
@@ -286,7 +298,7 @@ impl Consensus {
         if timer == Timer::Repair {
             self.state.sign_backoff = false;
             self.repair();
-            let at = self.now().saturating_add(self.timeout(0));
+            let at = self.now().saturating_add(self.repair_period());
             self.state.arm(at, Timer::Repair);
             return;
         }

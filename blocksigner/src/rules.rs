@@ -86,8 +86,8 @@
 //!   check it with `chain::validate_final_block`, store it (synced), advance the tip. The proposer of the
 //!   deciding round broadcasts `FinalBlock`. A received `FinalBlock` for `h` that passes
 //!   `validate_final_block` is final too.
-//! * R14. **Repair** (the network may lose messages): while `h` is undecided or not final, every
-//!   [`round_timeout_ms`]`(0)` after the scheduled start a member re-broadcasts its current round's votes,
+//! * R14. **Repair** (the network may lose messages): while `h` is not final, every `2 · T(round)` after the
+//!   scheduled start (so never during a healthy round) a member re-broadcasts its current round's votes,
 //!   its proposal if it is the current proposer, and, once decided, its `Commit` and its `BlockSignature`.
 //!
 //! ## Catch-up
