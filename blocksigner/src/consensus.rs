@@ -12,6 +12,7 @@ use crate::record::{CastVote, ConsensusRecord};
 use crate::rules::{
     block_time, fetch_count, may_request_signature, next_slot_start, prevote_for, proposer_of,
     round_timeout_ms, skip_quorum, slot_at, PrevoteInput, SignRefusal, MAX_CLOCK_SKEW_MS,
+    MAX_LATENESS,
 };
 use crate::sync::{FetchTracker, FutureBuffer};
 use crate::votes::VoteAdded;
@@ -32,6 +33,8 @@ pub struct Consensus {
     state: HeightState,
     fetch: FetchTracker,
     future: FutureBuffer,
+    /// R3's lateness `g`.
+    lateness: u32,
     /// The decision we refused to sign (reported once).
     refusal_reported: Option<elements::BlockHash>,
     /// Next-height messages to process once the current input is done.
@@ -107,6 +110,7 @@ impl Consensus {
             last_signed,
             now_ms: None,
             tick_slot: None,
+            lateness: 0,
             state,
             fetch: FetchTracker::default(),
             future: FutureBuffer::default(),
@@ -224,7 +228,12 @@ impl Consensus {
     }
 
     fn timeout(&self, round: u32) -> u64 {
-        round_timeout_ms(self.federation.round_timeout_ms(), round)
+        round_timeout_ms(self.federation.round_timeout_ms(), round, self.lateness)
+    }
+
+    /// R3: evidence that our timeouts are shorter than the network's delays.
+    fn note_late(&mut self) {
+        self.lateness = self.lateness.saturating_add(1).min(MAX_LATENESS);
     }
 
     /// R14: how often a member re-sends its current messages: twice the current round's timeout, so that
@@ -725,6 +734,14 @@ impl Consensus {
             return false;
         }
         self.state.lock_rule_done = Some(round);
+        let precommitted_nil = self
+            .state
+            .my_precommit
+            .as_ref()
+            .is_some_and(|v| v.round == round && v.block_hash.is_none());
+        if precommitted_nil {
+            self.note_late();
+        }
         if self.state.step == Step::Prevote {
             self.state.locked = Some((round, hash));
             self.report(ConsensusEvent::Locked {
@@ -978,6 +995,15 @@ impl Consensus {
             } else {
                 self.state.mark_invalid(block_hash);
             }
+        }
+        let timed_out_in_round = round == self.state.round
+            && self
+                .state
+                .my_prevote
+                .as_ref()
+                .is_some_and(|v| v.round == round && v.block_hash.is_none());
+        if timed_out_in_round && from != self.me && !self.state.is_invalid(&block_hash) {
+            self.note_late();
         }
         self.state
             .set_proposal(round, block_hash, proposal.valid_round);
@@ -1261,6 +1287,9 @@ impl Consensus {
             .as_ref()
             .filter(|cert| cert.block_hash == block_hash)
             .map(|cert| cert.round);
+        if round == Some(0) {
+            self.lateness /= 2;
+        }
         let header = block.header.clone();
         let n = self.federation.member_count();
         let announce = via == FinalizedVia::Signatures

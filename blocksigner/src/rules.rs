@@ -28,9 +28,13 @@
 //!   produces it ([`block_time`]), so blocks stay on the schedule, one per interval.
 //! * R2. Rounds `r = 0, 1, 2, …` of a height are not tied to clocks. The proposer of `(h, r)` is member
 //!   `(h + r) mod n` ([`proposer_of`]): the next member in key order at every new round and height.
-//! * R3. Timeouts ([`round_timeout_ms`]): `T(r) = base · min(1 + r, TIMEOUT_GROWTH_CAP)`, where `base` is
-//!   the federation's round timeout (much shorter than the interval). Timeouts only ever move a member to
-//!   a later step or round; no timeout can make a member vote against its lock.
+//! * R3. Timeouts ([`round_timeout_ms`]): `T(r) = base · (min(1 + r, TIMEOUT_GROWTH_CAP) + g)`, where
+//!   `base` is the federation's round timeout (much shorter than the interval) and `g` is the member's
+//!   *lateness* ([`MAX_LATENESS`] at most): it grows by one whenever a round's proposal, or `m` prevotes
+//!   for one block, reach the member after its own timeout already made it vote nil in that round (its
+//!   timeouts are shorter than the network's delays: the partial-synchrony assumption says they
+//!   must eventually exceed them), and halves whenever a height is decided in round 0. Timeouts only ever
+//!   move a member to a later step or round; no timeout can make a member vote against its lock.
 //!
 //! ## A round (Tendermint, `m`-quorums)
 //!
@@ -174,9 +178,12 @@ pub fn proposer_of(height: u32, round: u32, member_count: usize) -> usize {
     usize::try_from(turn % n).unwrap_or(0)
 }
 
-/// The timeout of round `round` (R3).
-pub fn round_timeout_ms(base_ms: u64, round: u32) -> u64 {
-    let factor = (u64::from(round) + 1).min(TIMEOUT_GROWTH_CAP);
+/// Largest lateness `g` (R3).
+pub const MAX_LATENESS: u32 = 64;
+
+/// The timeout of round `round` for a member whose lateness is `lateness` (R3).
+pub fn round_timeout_ms(base_ms: u64, round: u32, lateness: u32) -> u64 {
+    let factor = (u64::from(round) + 1).min(TIMEOUT_GROWTH_CAP) + u64::from(lateness.min(MAX_LATENESS));
     base_ms.max(1).saturating_mul(factor)
 }
 
@@ -349,12 +356,14 @@ mod tests {
 
     #[test]
     fn timeouts_grow_and_cap() {
-        assert_eq!(round_timeout_ms(100, 0), 100);
-        assert_eq!(round_timeout_ms(100, 1), 200);
-        assert_eq!(round_timeout_ms(100, 3), 400);
-        assert_eq!(round_timeout_ms(100, 1000), 400);
-        assert_eq!(round_timeout_ms(0, 0), 1);
-        assert_eq!(round_timeout_ms(u64::MAX, 9), u64::MAX);
+        assert_eq!(round_timeout_ms(100, 0, 0), 100);
+        assert_eq!(round_timeout_ms(100, 1, 0), 200);
+        assert_eq!(round_timeout_ms(100, 3, 0), 400);
+        assert_eq!(round_timeout_ms(100, 1000, 0), 400);
+        assert_eq!(round_timeout_ms(100, 0, 5), 600);
+        assert_eq!(round_timeout_ms(100, 9, 1000), 100 * (4 + 64));
+        assert_eq!(round_timeout_ms(0, 0, 0), 1);
+        assert_eq!(round_timeout_ms(u64::MAX, 9, 0), u64::MAX);
     }
 
     #[test]

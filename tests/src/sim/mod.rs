@@ -166,7 +166,7 @@ impl SimConfig {
     /// with `b` of them, `b + 1` more maximal failing rounds (each may propose and withhold, and locks they
     /// split need one more round with an honest proposer holding the newest polka).
     pub fn liveness_window_ms(&self) -> u64 {
-        let max_round = blocksigner::rules::round_timeout_ms(self.round_timeout_ms, u32::MAX) * 3;
+        let max_round = blocksigner::rules::round_timeout_ms(self.round_timeout_ms, u32::MAX, 0) * 3;
         let byzantine_rounds = if self.byzantine == 0 {
             0
         } else {
