@@ -118,6 +118,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         member_peers: &member_peers,
         timing: &mut timing,
         next_wake_ms: u64::MAX,
+        pending_blocks: Vec::new(),
     };
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -254,6 +255,8 @@ struct Executor<'a> {
     member_peers: &'a [libp2p::PeerId],
     timing: &'a mut TimingLog,
     next_wake_ms: u64,
+    /// Final blocks waiting to be written in one batch.
+    pending_blocks: Vec<elements::Block>,
 }
 
 impl Executor<'_> {
@@ -262,8 +265,28 @@ impl Executor<'_> {
         std::mem::replace(&mut self.next_wake_ms, u64::MAX)
     }
 
+    fn flush_blocks(&mut self) -> anyhow::Result<()> {
+        let blocks = std::mem::take(&mut self.pending_blocks);
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            return Ok(());
+        };
+        let (from, to) = (first.header.height, last.header.height);
+        tokio::task::block_in_place(|| self.store.put_blocks(&blocks))
+            .with_context(|| format!("storing final blocks {from}..={to}"))?;
+        for block in &blocks {
+            self.timing.record(
+                "stored",
+                block.header.height,
+                &block.block_hash(),
+                serde_json::json!({}),
+            );
+        }
+        Ok(())
+    }
+
     fn execute(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
-        for effect in effects {
+        let mut effects = effects.into_iter().peekable();
+        while let Some(effect) = effects.next() {
             match effect {
                 Effect::Broadcast(message) => {
                     if let ConsensusMessage::Proposal(p) = &message {
@@ -295,15 +318,12 @@ impl Executor<'_> {
                     }
                 }
                 Effect::StoreBlock(block) => {
-                    let hash = block.block_hash();
-                    let height = block.header.height;
-                    // A final block must be durable before anything else happens; failure is fatal (the node
-                    // restarts from what is on disk).
-                    tokio::task::block_in_place(|| self.store.put_block(&block)).with_context(
-                        || format!("storing final block {hash} at height {height}"),
-                    )?;
-                    self.timing
-                        .record("stored", height, &hash, serde_json::json!({}));
+                    // Consecutive final blocks (catch-up) are written in one synced batch; all of them are durable
+                    // before any later effect runs. A failure is fatal (the node restarts from what is on disk).
+                    self.pending_blocks.push(block);
+                    if !matches!(effects.peek(), Some(Effect::StoreBlock(_))) {
+                        self.flush_blocks()?;
+                    }
                 }
                 Effect::FetchBlocks {
                     from,
@@ -316,7 +336,26 @@ impl Executor<'_> {
                     }
                 }
                 Effect::WakeAt { at_ms } => self.next_wake_ms = self.next_wake_ms.min(at_ms),
-                Effect::Report(event) => report(&event),
+                Effect::Report(event) => {
+                    if let ConsensusEvent::Rejected { from, reason } = &event {
+                        // A peer that served an invalid or conflicting final block is cut off; the next fetch
+                        // asks another peer (the core forgot this one as "ahead").
+                        let bad_blocks = matches!(
+                            reason,
+                            blocksigner::Rejection::InvalidFinalBlock { .. }
+                                | blocksigner::Rejection::FetchedBlockGap { .. }
+                                | blocksigner::Rejection::ConflictingBlock { .. }
+                        );
+                        if bad_blocks {
+                            if let Some(peer) = self.member_peers.get(*from) {
+                                tracing::warn!(target: "daemon", member = from, %reason,
+                                    "peer served a bad final block; disconnecting it");
+                                self.p2p.disconnect(*peer);
+                            }
+                        }
+                    }
+                    report(&event)
+                }
             }
         }
         Ok(())

@@ -150,6 +150,44 @@ impl BlockStore {
         Ok(())
     }
 
+    /// Appends consecutive blocks on top of the tip in ONE synced write batch (catch-up stores hundreds of
+    /// fetched blocks at once; one fsync instead of one per block). Each block must be the child of the one
+    /// before it (the first: of the tip); nothing is written if any is not.
+    pub fn put_blocks(&self, blocks: &[Block]) -> Result<(), StoreError> {
+        let _guard = self.lock_writes();
+        let (mut tip_height, mut tip_hash) = self.tip()?;
+        let mut batch = WriteBatch::default();
+        for block in blocks {
+            let hash = block.block_hash();
+            let height = block.header.height;
+            if block.header.prev_blockhash != tip_hash || Some(height) != tip_height.checked_add(1)
+            {
+                return Err(StoreError::NotChild {
+                    hash,
+                    height,
+                    prev: block.header.prev_blockhash,
+                    tip_height,
+                    tip_hash,
+                });
+            }
+            if self
+                .db
+                .get_pinned_cf(self.cf(CF_BLOCKS)?, hash_key(&hash))?
+                .is_some()
+            {
+                return Err(StoreError::AlreadyStored { hash, height });
+            }
+            self.add_block_to_batch(&mut batch, block, &hash)?;
+            tip_height = height;
+            tip_hash = hash;
+        }
+        if !blocks.is_empty() {
+            self.write_synced(batch)?;
+            tracing::debug!(target: "storage", count = blocks.len(), tip_height, "blocks stored");
+        }
+        Ok(())
+    }
+
     /// Replaces the consensus record (our votes, lock and decision at the height being decided) in one synced
     /// write: it must be durable before the votes it records are sent.
     pub fn put_consensus_record(&self, bytes: &[u8]) -> Result<(), StoreError> {
