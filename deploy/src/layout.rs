@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// File in the federation directory that records the layout.
 pub const LAYOUT_FILE: &str = "devnet.json";
+/// Directory in the federation directory holding every member's ceremony descriptor.
+pub const DESCRIPTORS_DIR: &str = "descriptors";
 
 /// The shape of a federation asked for by a person or a test.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +71,14 @@ pub struct MemberLayout {
     pub p2p_port: u16,
     /// Block-signing public key (hex, compressed) read from its token.
     pub block_pubkey: String,
+    /// Peg-wallet public key (hex, compressed) read from its token.
+    #[serde(default)]
+    pub peg_pubkey: String,
     /// libp2p PeerId.
     pub peer_id: String,
+    /// Its ceremony descriptor, relative to the federation directory.
+    #[serde(default)]
+    pub descriptor: PathBuf,
 }
 
 /// The whole federation as recorded in `devnet.json`.
@@ -83,6 +91,9 @@ pub struct FederationLayout {
     pub spec: FederationSpec,
     /// Genesis time (unix seconds) written in the federation config.
     pub genesis_time: u32,
+    /// Hash of the federation config the ceremony assembled and every member verified.
+    #[serde(default)]
+    pub config_hash: String,
     /// Members in creation order.
     pub members: Vec<MemberLayout>,
 }
@@ -96,6 +107,19 @@ impl FederationLayout {
     /// Path of the shared federation config.
     pub fn federation_file(&self) -> PathBuf {
         self.dir.join("federation.toml")
+    }
+
+    /// Absolute paths of every member's ceremony descriptor, in member order.
+    pub fn descriptor_files(&self) -> Vec<PathBuf> {
+        self.members
+            .iter()
+            .map(|m| self.dir.join(&m.descriptor))
+            .collect()
+    }
+
+    /// The ceremony transcript shared by all steps of a local federation.
+    pub fn transcript_file(&self) -> PathBuf {
+        self.dir.join(functionary::ceremony::TRANSCRIPT_FILE)
     }
 
     /// Reads `devnet.json` from `dir`.

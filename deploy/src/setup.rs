@@ -1,5 +1,13 @@
-//! Creating a federation directory: one SoftHSM token per member with its block-signing key generated inside the
-//! token, one libp2p identity per member, the shared `federation.toml` and each member's `node.toml`.
+//! Creating a federation directory through the real key ceremony (`functionary-cli ceremony …`):
+//!
+//! 1. for every member: its data dir (`node.toml`, SoftHSM config, PIN files), then `ceremony member`, which
+//!    initialises its token, generates its block-signing and peg-wallet keys inside it, creates its libp2p
+//!    identity and writes its signed descriptor to `descriptors/<name>.json`;
+//! 2. `ceremony assemble` over all descriptors writes `federation.toml` and prints its config hash (the peg
+//!    wallet's emergency keys are throwaway keys: nobody holds their secrets);
+//! 3. for every member: its own copy of `federation.toml`, then `ceremony verify` with the printed hash, which
+//!    writes the `federation.verified` marker the daemon requires;
+//! 4. `ceremony audit` re-checks the whole transcript (`ceremony.transcript.jsonl`, shared by all steps here).
 //!
 //! Every token operation runs in a `functionary-cli` subprocess with that member's `SOFTHSM2_CONF`, because
 //! SoftHSM reads its configuration once per process, and because that is exactly what an operator runs.
@@ -13,13 +21,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use rand::RngCore;
 
-use crate::layout::{member_name, FederationLayout, FederationSpec, MemberLayout, LAYOUT_FILE};
+use functionary::ceremony::{TRANSCRIPT_FILE, VERIFIED_FILE};
+
+use crate::layout::{
+    member_name, FederationLayout, FederationSpec, MemberLayout, DESCRIPTORS_DIR, LAYOUT_FILE,
+};
 use crate::process::Binaries;
 
 /// Default location of Debian's SoftHSM PKCS#11 module.
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Label of the block-signing key inside each token.
 pub const BLOCK_KEY_LABEL: &str = "block-signing";
+/// Label of the peg-wallet key inside each token.
+pub const PEG_KEY_LABEL: &str = "peg-wallet";
+/// Number of (throwaway) emergency keys in a devnet's peg wallet.
+pub const DEVNET_EMERGENCY_KEYS: usize = 3;
+/// Emergency signatures needed in a devnet's peg wallet.
+pub const DEVNET_EMERGENCY_THRESHOLD: usize = 2;
+/// CSV timelock (blocks) of a devnet's peg wallet emergency path (about four weeks of Bitcoin blocks).
+pub const DEVNET_CSV_TIMELOCK: u32 = 4032;
 
 /// Opens the federation in `dir` if it exists and has the same spec; creates it if `dir` holds none.
 pub fn create_or_reuse(
@@ -41,6 +61,16 @@ pub fn create_or_reuse(
                 spec.threshold,
                 spec.interval_ms
             );
+        }
+        for (i, m) in layout.members.iter().enumerate() {
+            if !layout.datadir(i).join(VERIFIED_FILE).exists() {
+                bail!(
+                    "{} was created before the key ceremony existed (member {} has no {VERIFIED_FILE}); \
+                     remove that directory or use another --dir",
+                    dir.display(),
+                    m.name
+                );
+            }
         }
         return Ok(layout);
     }
@@ -70,6 +100,11 @@ pub fn create(
     let ports = free_ports(spec.members * 2)?;
     let genesis_time = u32::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?;
 
+    std::fs::create_dir_all(dir.join(DESCRIPTORS_DIR))
+        .with_context(|| format!("creating {}", dir.join(DESCRIPTORS_DIR).display()))?;
+    let transcript = dir.join(TRANSCRIPT_FILE);
+
+    // Step 1, on every member's "machine": token, keys, identity, signed descriptor.
     let mut members = Vec::with_capacity(spec.members);
     for i in 0..spec.members {
         let name = member_name(i);
@@ -78,41 +113,158 @@ pub fn create(
         let rpc_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i]));
         let p2p_port = ports[2 * i + 1];
         prepare_member_dir(&abs, &name, rpc_addr)?;
-        bins.cli_json(&abs, &["hsm-init", "so.pin"])?;
-        let key = bins.cli_json(&abs, &["hsm-keygen"])?;
-        let block_pubkey = json_str(&key, "pubkey")?;
-        let p2p = bins.cli_json(&abs, &["p2p-keygen"])?;
-        let peer_id = json_str(&p2p, "peer_id")?;
+        let descriptor = PathBuf::from(DESCRIPTORS_DIR).join(format!("{name}.json"));
+        let out = bins.cli_json(
+            &abs,
+            &[
+                "ceremony",
+                "member",
+                "--so-pin-file",
+                &path_arg(&abs.join("so.pin")),
+                "--address",
+                &format!("/ip4/127.0.0.1/tcp/{p2p_port}"),
+                "--out",
+                &path_arg(&dir.join(&descriptor)),
+                "--transcript",
+                &path_arg(&transcript),
+            ],
+        )?;
         members.push(MemberLayout {
             name,
             datadir,
             rpc_addr,
             p2p_port,
-            block_pubkey,
-            peer_id,
+            block_pubkey: json_str(&out, "block_pubkey")?,
+            peg_pubkey: json_str(&out, "peg_pubkey")?,
+            peer_id: json_str(&out, "peer_id")?,
+            descriptor,
         });
     }
-    let layout = FederationLayout {
+    let mut layout = FederationLayout {
         dir: dir.clone(),
         spec: spec.clone(),
         genesis_time,
+        config_hash: String::new(),
         members,
     };
-    let federation = federation_toml(&layout);
-    write_file(&layout.federation_file(), federation.as_bytes(), 0o644)?;
+
+    // Step 2, at the coordinator: assemble the config from the descriptors.
+    let descriptors = layout.descriptor_files();
+    let emergency_keys: Vec<String> =
+        functionary::ceremony::throwaway_emergency_keys(DEVNET_EMERGENCY_KEYS)
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+    let mut args: Vec<String> = vec!["ceremony".into(), "assemble".into()];
+    for d in &descriptors {
+        args.push("--descriptor".into());
+        args.push(path_arg(d));
+    }
+    args.push("--emergency-key".into());
+    args.extend(emergency_keys);
+    for (flag, value) in [
+        ("--threshold", spec.threshold.to_string()),
+        ("--interval", format!("{}ms", spec.interval_ms)),
+        (
+            "--emergency-threshold",
+            DEVNET_EMERGENCY_THRESHOLD.to_string(),
+        ),
+        ("--emergency-timelock", DEVNET_CSV_TIMELOCK.to_string()),
+        ("--genesis-time", genesis_time.to_string()),
+        ("--chain-name", spec.chain_name.clone()),
+        ("--out", path_arg(&layout.federation_file())),
+        ("--transcript", path_arg(&transcript)),
+    ] {
+        args.push(flag.into());
+        args.push(value);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let assembled = bins.cli_json(&dir, &args)?;
+    layout.config_hash = json_str(&assembled, "config_hash")?;
+
+    // Step 3, on every member's "machine": its own copy, verified against the hash compared out of band.
+    let federation = std::fs::read(layout.federation_file())
+        .with_context(|| format!("reading {}", layout.federation_file().display()))?;
     for i in 0..layout.members.len() {
-        // Every member holds its own copy, as it would on its own machine.
         write_file(
             &layout.datadir(i).join("federation.toml"),
-            federation.as_bytes(),
+            &federation,
             0o644,
         )?;
+        verify_step(&layout, bins, i, &layout.config_hash)?;
     }
+
+    // Step 4: the whole transcript re-checked.
+    let mut args: Vec<String> = vec![
+        "ceremony".into(),
+        "audit".into(),
+        "--transcript".into(),
+        path_arg(&transcript),
+        "--config".into(),
+        path_arg(&layout.federation_file()),
+    ];
+    for d in &descriptors {
+        args.push("--descriptor".into());
+        args.push(path_arg(d));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bins.cli_json(&dir, &args)?;
+
     layout.save()?;
     Ok(layout)
 }
 
-/// The shared federation config as TOML.
+/// Runs `ceremony verify` for member `i` on the `federation.toml` in its data dir, expecting `config_hash`.
+fn verify_step(
+    layout: &FederationLayout,
+    bins: &Binaries,
+    i: usize,
+    config_hash: &str,
+) -> anyhow::Result<()> {
+    let datadir = layout.datadir(i);
+    let mut args: Vec<String> = vec![
+        "ceremony".into(),
+        "verify".into(),
+        "--config".into(),
+        path_arg(&datadir.join("federation.toml")),
+        "--expect-hash".into(),
+        config_hash.to_string(),
+        "--transcript".into(),
+        path_arg(&layout.transcript_file()),
+    ];
+    for d in layout.descriptor_files() {
+        args.push("--descriptor".into());
+        args.push(path_arg(&d));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bins.cli_json(&datadir, &args)?;
+    Ok(())
+}
+
+/// For tests that change a member's `federation.toml` on purpose: runs the real `ceremony verify` for member
+/// `i` against the hash of the file now in its data dir (instead of a hash compared out of band), so the daemon
+/// will start with it. The changed config must still match every member's descriptor (chain name, threshold,
+/// interval or genesis time may change; keys, PeerIds and addresses may not).
+pub fn reverify_member(
+    layout: &FederationLayout,
+    bins: &Binaries,
+    i: usize,
+) -> anyhow::Result<String> {
+    let path = layout.datadir(i).join("federation.toml");
+    let config = functionary::config::FederationConfig::load(&path)?;
+    let hash = config.config_hash();
+    verify_step(layout, bins, i, &hash)?;
+    Ok(hash)
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A minimal federation config for the layout's members, in the format without the peg wallet (block keys,
+/// PeerIds, addresses only), for tests that hand-craft configs. The devnet's real config is the one the
+/// ceremony assembled ([`FederationLayout::federation_file`]); a daemon runs a hand-crafted config only after
+/// its member verified it (see `functionary::ceremony::require_verified`).
 pub fn federation_toml(layout: &FederationLayout) -> String {
     let mut out = String::new();
     out.push_str("# Federation config: identical at every member. Compare `functionary-cli config-hash` out of band.\n");
@@ -159,6 +311,7 @@ fn prepare_member_dir(datadir: &Path, name: &str, rpc_addr: SocketAddr) -> anyho
          module = \"{SOFTHSM_MODULE}\"\n\
          token_label = \"{name}\"\n\
          key_label = \"{BLOCK_KEY_LABEL}\"\n\
+         peg_key_label = \"{PEG_KEY_LABEL}\"\n\
          pin_file = \"hsm.pin\"\n"
     );
     write_file(&datadir.join("node.toml"), node.as_bytes(), 0o644)?;

@@ -1,6 +1,7 @@
 //! The functionary daemon's library: configuration, storage, peer-to-peer transport, JSON-RPC and the wiring
 //! that executes the consensus core's effects. See docs/ARCHITECTURE.md.
 
+pub mod ceremony;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -9,6 +9,7 @@
 //! | `p2p-keygen` | creates this member's libp2p identity file (refused if it exists); prints its PeerId |
 //! | `p2p-peerid` | prints the PeerId of the existing identity file |
 //! | `config-hash [FEDERATION_TOML]` | prints the federation config's canonical hash and the genesis hash it implies |
+//! | `ceremony member\|assemble\|verify\|audit ...` | the key ceremony ([`crate::ceremony`]); `ceremony help [STEP]` lists the flags |
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ use crate::config::{FederationConfig, NodeArgs, NodeConfig};
 
 /// Names of the admin commands handled here rather than sent over RPC.
 pub const COMMANDS: &[&str] = &[
+    "ceremony",
     "config-hash",
     "hsm-init",
     "hsm-keygen",
@@ -34,6 +36,7 @@ pub fn run(
     args: &[String],
 ) -> anyhow::Result<serde_json::Value> {
     match command {
+        "ceremony" => crate::ceremony::cli::run(datadir, args),
         "config-hash" => config_hash(datadir, args),
         "hsm-init" => {
             let node = node_config(datadir)?;

@@ -12,6 +12,7 @@ use super::error::ConfigError;
 use super::fields::{
     check_member_name, parse_block_pubkey, parse_ed25519_peer_id, parse_multiaddr, tcp_port,
 };
+use super::peg_wallet::{validate_peg_wallet, PegWalletConfig, RawPegWallet};
 
 /// Block interval used when `block_interval` is absent.
 pub const DEFAULT_BLOCK_INTERVAL: Duration = Duration::from_secs(120);
@@ -21,6 +22,10 @@ pub const MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_MEMBERS: usize = 15;
 /// Longest accepted chain name, in bytes.
 const MAX_CHAIN_NAME_LEN: usize = 64;
+/// Shortest default round timeout (the default is a quarter of the block interval, clamped).
+pub const MIN_DEFAULT_ROUND_TIMEOUT: Duration = Duration::from_millis(20);
+/// Longest default round timeout.
+pub const MAX_DEFAULT_ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The federation configuration (`federation.toml`), identical at every member.
 ///
@@ -29,10 +34,17 @@ const MAX_CHAIN_NAME_LEN: usize = 64;
 /// threshold = 2
 /// block_interval = "120s"
 /// genesis_time = 1700000000
+/// round_timeout = "5s"          # optional; default block_interval / 4 clamped to [20ms, 10s]
+///
+/// [peg_wallet]                  # optional (see [`PegWalletConfig`]); required with `peg_pubkey`
+/// emergency_keys = ["02…"]
+/// emergency_threshold = 1
+/// csv_timelock = 4032
 ///
 /// [[members]]
 /// name = "alice"
 /// block_pubkey = "02…"          # hex, compressed, 33 bytes
+/// peg_pubkey = "03…"            # hex, compressed; every member or none, together with [peg_wallet]
 /// peer_id = "12D3KooW…"        # ed25519 libp2p PeerId
 /// address = "/ip4/127.0.0.1/tcp/7101"   # or "127.0.0.1:7101"
 /// ```
@@ -46,6 +58,11 @@ pub struct FederationConfig {
     pub block_interval: Duration,
     /// Unix time (seconds) of the genesis block.
     pub genesis_time: u32,
+    /// An explicit `round_timeout` that differs from the default; `None` when absent or equal to the default
+    /// (so both spellings compare and hash alike). Use [`FederationConfig::round_timeout`] for the value.
+    pub round_timeout_override: Option<Duration>,
+    /// The peg wallet (`[peg_wallet]`); `None` in configs written before the peg wallet existed.
+    pub peg_wallet: Option<PegWalletConfig>,
     /// The members, in file order (1 to 15).
     pub members: Vec<MemberConfig>,
 }
@@ -57,6 +74,9 @@ pub struct MemberConfig {
     pub name: String,
     /// Unique block-signing public key (held in the member's HSM).
     pub block_pubkey: secp256k1::PublicKey,
+    /// Unique peg-wallet public key (held in the member's HSM); present exactly when the config has a
+    /// [`FederationConfig::peg_wallet`].
+    pub peg_pubkey: Option<secp256k1::PublicKey>,
     /// Unique ed25519 libp2p identity.
     pub peer_id: PeerId,
     /// Unique TCP address where the member listens: `/ip4|ip6/<address>/tcp/<port>`.
@@ -70,6 +90,8 @@ struct RawFederation {
     threshold: Option<i64>,
     block_interval: Option<String>,
     genesis_time: Option<i64>,
+    round_timeout: Option<String>,
+    peg_wallet: Option<RawPegWallet>,
     members: Option<Vec<RawMember>>,
 }
 
@@ -78,6 +100,7 @@ struct RawFederation {
 struct RawMember {
     name: Option<String>,
     block_pubkey: Option<String>,
+    peg_pubkey: Option<String>,
     peer_id: Option<String>,
     address: Option<String>,
 }
@@ -121,6 +144,15 @@ impl FederationConfig {
             "genesis_time".into(),
             toml::Value::Integer(i64::from(self.genesis_time)),
         );
+        if let Some(timeout) = self.round_timeout_override {
+            table.insert("round_timeout".into(), format_duration(timeout).into());
+        }
+        if let Some(peg_wallet) = &self.peg_wallet {
+            table.insert(
+                "peg_wallet".into(),
+                toml::Value::Table(peg_wallet.to_toml_table()),
+            );
+        }
         let members = self
             .members
             .iter()
@@ -128,6 +160,9 @@ impl FederationConfig {
                 let mut t = toml::Table::new();
                 t.insert("name".into(), m.name.clone().into());
                 t.insert("block_pubkey".into(), m.block_pubkey.to_string().into());
+                if let Some(peg) = m.peg_pubkey {
+                    t.insert("peg_pubkey".into(), peg.to_string().into());
+                }
                 t.insert("peer_id".into(), m.peer_id.to_string().into());
                 t.insert("address".into(), m.address.to_string().into());
                 toml::Value::Table(t)
@@ -140,9 +175,17 @@ impl FederationConfig {
     /// SHA-256 of the canonical encoding of this config, in hex. See [`super::federation_hash`] for the exact
     /// encoding: members are sorted by their compressed block public key and every field has a fixed form, so
     /// formatting, comments, key order and member order in the file do not change the hash; any semantic change
-    /// (chain name, threshold, interval, genesis time, any member's name, key, PeerId or address) does.
+    /// (chain name, threshold, interval, genesis time, round timeout, peg wallet, any member's name, keys, PeerId
+    /// or address) does. A config without `round_timeout` and `[peg_wallet]` hashes exactly as before they existed.
     pub fn config_hash(&self) -> String {
         super::federation_hash::config_hash(self)
+    }
+
+    /// How long a consensus round may last before the next round starts: the explicit `round_timeout`, else
+    /// [`default_round_timeout`] of the block interval. Always shorter than the block interval.
+    pub fn round_timeout(&self) -> Duration {
+        self.round_timeout_override
+            .unwrap_or_else(|| default_round_timeout(self.block_interval))
     }
 
     /// The member with this name, if any.
@@ -160,6 +203,33 @@ impl FederationConfig {
             self.genesis_time,
         )
     }
+}
+
+/// The round timeout used when `round_timeout` is absent: a quarter of the block interval, clamped to
+/// [`MIN_DEFAULT_ROUND_TIMEOUT`]..=[`MAX_DEFAULT_ROUND_TIMEOUT`] (always below any accepted block interval).
+pub fn default_round_timeout(block_interval: Duration) -> Duration {
+    (block_interval / 4).clamp(MIN_DEFAULT_ROUND_TIMEOUT, MAX_DEFAULT_ROUND_TIMEOUT)
+}
+
+fn validate_round_timeout(
+    text: Option<String>,
+    block_interval: Duration,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let timeout = parse_duration(&text).map_err(|e| ConfigError::invalid("round_timeout", e))?;
+    if timeout.is_zero() || timeout >= block_interval {
+        return Err(ConfigError::invalid(
+            "round_timeout",
+            format!(
+                "{} must be above zero and shorter than block_interval ({})",
+                format_duration(timeout),
+                format_duration(block_interval)
+            ),
+        ));
+    }
+    Ok((timeout != default_round_timeout(block_interval)).then_some(timeout))
 }
 
 fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
@@ -199,6 +269,8 @@ fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
         ));
     }
 
+    let round_timeout_override = validate_round_timeout(raw.round_timeout, block_interval)?;
+
     let genesis_raw = raw
         .genesis_time
         .ok_or_else(|| ConfigError::missing("genesis_time"))?;
@@ -229,6 +301,7 @@ fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
         ));
     }
     let members = validate_members(raw_members)?;
+    let peg_wallet = validate_peg_section(raw.peg_wallet, &members)?;
 
     let threshold = usize::try_from(threshold_raw).map_err(|_| {
         ConfigError::invalid("threshold", format!("{threshold_raw} must be at least 1"))
@@ -251,12 +324,52 @@ fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
         threshold,
         block_interval,
         genesis_time,
+        round_timeout_override,
+        peg_wallet,
         members,
     })
 }
 
+/// `[peg_wallet]` and the members' `peg_pubkey` come together: all or nothing.
+fn validate_peg_section(
+    raw: Option<RawPegWallet>,
+    members: &[MemberConfig],
+) -> Result<Option<PegWalletConfig>, ConfigError> {
+    let with_peg = members.iter().filter(|m| m.peg_pubkey.is_some()).count();
+    match raw {
+        None => {
+            if let Some(i) = members.iter().position(|m| m.peg_pubkey.is_some()) {
+                return Err(ConfigError::invalid(
+                    format!("members[{i}].peg_pubkey"),
+                    "a peg key is given but the [peg_wallet] section is missing",
+                ));
+            }
+            Ok(None)
+        }
+        Some(raw) => {
+            if with_peg != members.len() {
+                let i = members
+                    .iter()
+                    .position(|m| m.peg_pubkey.is_none())
+                    .unwrap_or(0);
+                return Err(ConfigError::invalid(
+                    format!("members[{i}].peg_pubkey"),
+                    "missing: with a [peg_wallet] section every member needs a peg key",
+                ));
+            }
+            let member_keys: HashSet<[u8; 33]> = members
+                .iter()
+                .flat_map(|m| std::iter::once(m.block_pubkey).chain(m.peg_pubkey))
+                .map(|k| k.serialize())
+                .collect();
+            validate_peg_wallet(raw, &member_keys).map(Some)
+        }
+    }
+}
+
 fn validate_members(raw_members: Vec<RawMember>) -> Result<Vec<MemberConfig>, ConfigError> {
     let mut names = HashSet::new();
+    // Block and peg keys of all members: a key serves one purpose of one member.
     let mut keys = HashSet::new();
     let mut peer_ids = HashSet::new();
     let mut addresses = HashSet::new();
@@ -281,9 +394,24 @@ fn validate_members(raw_members: Vec<RawMember>) -> Result<Vec<MemberConfig>, Co
         if !keys.insert(block_pubkey.serialize()) {
             return Err(ConfigError::invalid(
                 key("block_pubkey"),
-                format!("duplicate block public key {block_pubkey}"),
+                format!("duplicate block public key {block_pubkey} (already a member's block or peg key)"),
             ));
         }
+
+        let peg_pubkey = match raw.peg_pubkey {
+            None => None,
+            Some(text) => {
+                let peg = parse_block_pubkey(&text)
+                    .map_err(|e| ConfigError::invalid(key("peg_pubkey"), e))?;
+                if !keys.insert(peg.serialize()) {
+                    return Err(ConfigError::invalid(
+                        key("peg_pubkey"),
+                        format!("duplicate key {peg}: already a member's block or peg key"),
+                    ));
+                }
+                Some(peg)
+            }
+        };
 
         let peer_text = raw
             .peer_id
@@ -318,6 +446,7 @@ fn validate_members(raw_members: Vec<RawMember>) -> Result<Vec<MemberConfig>, Co
         members.push(MemberConfig {
             name,
             block_pubkey,
+            peg_pubkey,
             peer_id,
             address,
         });

@@ -12,6 +12,15 @@
 //!    address's binary multiaddr encoding as bytes (addresses written as `IP:port` are converted to multiaddrs
 //!    before hashing, so `127.0.0.1:7101` and `/ip4/127.0.0.1/tcp/7101` hash the same).
 //!
+//! Extensions, appended in this order and only when present (so a config without them hashes exactly as it did
+//! before they existed; the encoding stays unambiguous because every extension starts with its own tag):
+//!
+//! 7. `round_timeout` when it differs from the default (`round_timeout_override`): the tag
+//!    `functionary/federation-config/round-timeout/v1` as bytes, then u64 seconds and u32 sub-second nanoseconds;
+//! 8. `[peg_wallet]`: the tag `functionary/federation-config/peg-wallet/v1` as bytes, then each member's 33-byte
+//!    peg public key in the member order of step 6, then the emergency key count as u32 and the 33-byte emergency
+//!    keys **sorted** (they are a set), then `emergency_threshold` as u64 and `csv_timelock` as u32.
+//!
 //! The hash is SHA-256 of that byte string, rendered as lowercase hex.
 
 use sha2::{Digest, Sha256};
@@ -19,6 +28,8 @@ use sha2::{Digest, Sha256};
 use super::federation::FederationConfig;
 
 const DOMAIN_TAG: &[u8] = b"functionary/federation-config/v1";
+const ROUND_TIMEOUT_TAG: &[u8] = b"functionary/federation-config/round-timeout/v1";
+const PEG_WALLET_TAG: &[u8] = b"functionary/federation-config/peg-wallet/v1";
 
 fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
     // Config values are tiny (names <= 64 bytes, addresses and PeerIds < 100 bytes); saturate defensively.
@@ -41,11 +52,39 @@ pub(crate) fn config_hash(config: &FederationConfig) -> String {
     members.sort_by_key(|m| m.block_pubkey.serialize());
     let count = u32::try_from(members.len()).unwrap_or(u32::MAX);
     hasher.update(count.to_le_bytes());
-    for member in members {
+    for member in &members {
         hasher.update(member.block_pubkey.serialize());
         put_bytes(&mut hasher, member.name.as_bytes());
         put_bytes(&mut hasher, &member.peer_id.to_bytes());
         put_bytes(&mut hasher, &member.address.to_vec());
+    }
+
+    if let Some(timeout) = config.round_timeout_override {
+        put_bytes(&mut hasher, ROUND_TIMEOUT_TAG);
+        hasher.update(timeout.as_secs().to_le_bytes());
+        hasher.update(timeout.subsec_nanos().to_le_bytes());
+    }
+    if let Some(peg) = &config.peg_wallet {
+        put_bytes(&mut hasher, PEG_WALLET_TAG);
+        for member in &members {
+            // Validation guarantees a peg key for every member when the section is present; a missing one
+            // (only possible in a hand-built value) hashes as 33 zero bytes, which no valid key serialises to.
+            let key = member
+                .peg_pubkey
+                .map(|k| k.serialize())
+                .unwrap_or([0u8; 33]);
+            hasher.update(key);
+        }
+        let mut emergency: Vec<[u8; 33]> =
+            peg.emergency_keys.iter().map(|k| k.serialize()).collect();
+        emergency.sort_unstable();
+        let count = u32::try_from(emergency.len()).unwrap_or(u32::MAX);
+        hasher.update(count.to_le_bytes());
+        for key in &emergency {
+            hasher.update(key);
+        }
+        hasher.update((peg.emergency_threshold as u64).to_le_bytes());
+        hasher.update(peg.csv_timelock.to_le_bytes());
     }
     hex::encode(hasher.finalize())
 }

@@ -47,7 +47,7 @@ pub(crate) fn tcp_port(addr: &Multiaddr) -> Option<u16> {
 }
 
 /// Checks a member name: 1 to 32 characters from `[A-Za-z0-9_-]`.
-pub(crate) fn check_member_name(name: &str) -> Result<(), String> {
+pub fn check_member_name(name: &str) -> Result<(), String> {
     let valid_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -59,8 +59,13 @@ pub(crate) fn check_member_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a hex-encoded compressed (33-byte) secp256k1 public key.
+/// Parses a hex-encoded compressed (33-byte) secp256k1 public key (a block-signing key).
 pub(crate) fn parse_block_pubkey(s: &str) -> Result<secp256k1::PublicKey, String> {
+    parse_secp256k1_pubkey(s)
+}
+
+/// Parses a hex-encoded compressed (33-byte) secp256k1 public key. The message names the problem, not the key.
+pub fn parse_secp256k1_pubkey(s: &str) -> Result<secp256k1::PublicKey, String> {
     let bytes = hex::decode(s.trim()).map_err(|_| format!("`{s}` is not hex"))?;
     if bytes.len() != 33 {
         return Err(format!(
@@ -74,7 +79,7 @@ pub(crate) fn parse_block_pubkey(s: &str) -> Result<secp256k1::PublicKey, String
 
 /// Parses a libp2p PeerId and requires that it is an ed25519 PeerId: an identity multihash (code 0x00) that
 /// inlines a protobuf-encoded ed25519 public key.
-pub(crate) fn parse_ed25519_peer_id(s: &str) -> Result<PeerId, String> {
+pub fn parse_ed25519_peer_id(s: &str) -> Result<PeerId, String> {
     let peer_id =
         PeerId::from_str(s.trim()).map_err(|e| format!("`{s}` is not a valid PeerId: {e}"))?;
     let multihash = peer_id.as_ref();

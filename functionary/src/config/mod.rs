@@ -1,7 +1,7 @@
 //! Configuration of a functionary node.
 //!
 //! * [`FederationConfig`] — `federation.toml`, identical at every member (chain name, threshold, block interval,
-//!   genesis time, members). Its [`FederationConfig::config_hash`] is compared out of band.
+//!   genesis time, round timeout, peg wallet, members). Its [`FederationConfig::config_hash`] is compared out of band.
 //! * [`NodeConfig`] — `node.toml` in the data dir, per member; overridable by environment variables and flags
 //!   ([`NodeArgs`]) with the precedence flags > env > `node.toml` > defaults.
 //!
@@ -13,13 +13,19 @@ mod federation;
 mod federation_hash;
 mod fields;
 mod node;
+mod peg_wallet;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use federation::{
-    FederationConfig, MemberConfig, DEFAULT_BLOCK_INTERVAL, MAX_MEMBERS, MIN_BLOCK_INTERVAL,
+    default_round_timeout, FederationConfig, MemberConfig, DEFAULT_BLOCK_INTERVAL,
+    MAX_DEFAULT_ROUND_TIMEOUT, MAX_MEMBERS, MIN_BLOCK_INTERVAL, MIN_DEFAULT_ROUND_TIMEOUT,
 };
-pub use fields::parse_multiaddr;
+pub use fields::{
+    check_member_name, parse_ed25519_peer_id, parse_multiaddr, parse_secp256k1_pubkey,
+};
 pub use node::{
-    HsmSection, NodeArgs, NodeConfig, DEFAULT_HSM_KEY_LABEL, DEFAULT_HSM_MODULE, DEFAULT_RPC_BIND,
+    HsmSection, NodeArgs, NodeConfig, DEFAULT_HSM_KEY_LABEL, DEFAULT_HSM_MODULE,
+    DEFAULT_HSM_PEG_KEY_LABEL, DEFAULT_RPC_BIND,
 };
+pub use peg_wallet::{PegWalletConfig, MAX_CSV_TIMELOCK, MAX_EMERGENCY_KEYS};

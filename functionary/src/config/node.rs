@@ -17,6 +17,8 @@ pub const DEFAULT_RPC_BIND: &str = "127.0.0.1:7041";
 pub const DEFAULT_HSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Default label of the block-signing key on the token.
 pub const DEFAULT_HSM_KEY_LABEL: &str = "block-signing";
+/// Default label of the peg-wallet key on the token.
+pub const DEFAULT_HSM_PEG_KEY_LABEL: &str = "peg-wallet";
 const DEFAULT_NODE_FILE: &str = "node.toml";
 const DEFAULT_FEDERATION_FILE: &str = "federation.toml";
 const DEFAULT_P2P_KEY_FILE: &str = "p2p.key";
@@ -76,6 +78,8 @@ pub struct HsmSection {
     pub token_label: String,
     /// Label of the block-signing key (default `block-signing`).
     pub key_label: String,
+    /// Label of the peg-wallet key (TOML `peg_key_label`, default `peg-wallet`); differs from `key_label`.
+    pub peg_key_label: String,
     /// File holding the user PIN (default `hsm.pin`, relative to the data dir). The PIN itself is never part of
     /// the configuration.
     pub pin_file: PathBuf,
@@ -88,6 +92,7 @@ impl std::fmt::Debug for HsmSection {
             .field("module", &self.module)
             .field("token_label", &self.token_label)
             .field("key_label", &self.key_label)
+            .field("peg_key_label", &self.peg_key_label)
             .field("pin_file", &self.pin_file)
             .finish()
     }
@@ -133,6 +138,7 @@ struct RawHsm {
     module: Option<PathBuf>,
     token_label: Option<String>,
     key_label: Option<String>,
+    peg_key_label: Option<String>,
     pin_file: Option<PathBuf>,
 }
 
@@ -200,6 +206,10 @@ impl NodeConfig {
         hsm.insert("module".into(), path_value(&self.hsm.module));
         hsm.insert("token_label".into(), self.hsm.token_label.clone().into());
         hsm.insert("key_label".into(), self.hsm.key_label.clone().into());
+        hsm.insert(
+            "peg_key_label".into(),
+            self.hsm.peg_key_label.clone().into(),
+        );
         hsm.insert("pin_file".into(), path_value(&self.hsm.pin_file));
         table.insert("hsm".into(), toml::Value::Table(hsm));
         table.to_string()
@@ -275,6 +285,16 @@ fn build(raw: RawNode, args: &NodeArgs, data_dir: PathBuf) -> Result<NodeConfig,
         .or(raw_hsm.key_label)
         .unwrap_or_else(|| DEFAULT_HSM_KEY_LABEL.into());
     check_label("hsm.key_label", &key_label, MAX_KEY_LABEL_LEN)?;
+    let peg_key_label = raw_hsm
+        .peg_key_label
+        .unwrap_or_else(|| DEFAULT_HSM_PEG_KEY_LABEL.into());
+    check_label("hsm.peg_key_label", &peg_key_label, MAX_KEY_LABEL_LEN)?;
+    if peg_key_label == key_label {
+        return Err(ConfigError::invalid(
+            "hsm.peg_key_label",
+            format!("`{peg_key_label}` is also the block-signing key label (hsm.key_label); each key needs its own label"),
+        ));
+    }
     let pin_file = resolve(raw_hsm.pin_file.unwrap_or_else(|| DEFAULT_PIN_FILE.into()));
 
     Ok(NodeConfig {
@@ -288,6 +308,7 @@ fn build(raw: RawNode, args: &NodeArgs, data_dir: PathBuf) -> Result<NodeConfig,
             module,
             token_label,
             key_label,
+            peg_key_label,
             pin_file,
         },
         log,

@@ -37,6 +37,7 @@ pub struct LoadedNode {
 /// together. Nothing is started.
 pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
     let federation_config = config.load_federation()?;
+    crate::ceremony::require_verified(&config.data_dir, &federation_config)?;
     let me = federation_config
         .member_by_name(&config.member)
         .context("member checked by load_federation")?;
@@ -104,7 +105,7 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         );
     }
     let journal = config.data_dir.join("signer.journal");
-    let guard = hsm::BlockSigningGuard::open(&journal, signer)
+    let guard = hsm::BlockSigningGuard::open(&journal, signer, Box::new(super::signer_thread::AcceptAnyCertificate))
         .with_context(|| format!("signer journal {}", journal.display()))?;
 
     let store_path = config.data_dir.join("blocks");

@@ -1,11 +1,11 @@
-//! The swarm task: executes handle commands, keeps the full mesh dialed, checks every gossip message's author, serves
-//! and tracks block-range requests, and reports [`P2pEvent`]s.
+//! The swarm task: executes handle commands, keeps the full mesh dialed, fans broadcasts out to the members'
+//! queues and manages the broadcast streams, serves and tracks block-range requests, and reports [`P2pEvent`]s.
+//! Received broadcasts do not pass through this task: the stream reader tasks deliver them to the daemon.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use libp2p::gossipsub::{IdentTopic, TopicHash};
 use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
@@ -14,14 +14,17 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
+use super::direct::io::{EventSink, LinkNotice};
+use super::direct::PeerLink;
 use super::handle::{lock, Command, Shared};
 use super::swarm::{Behaviour, BehaviourEvent};
 use super::{
-    unix_ms, BlockSource, P2pConfig, P2pError, P2pEvent, GOSSIP_TOPIC, REDIAL_INITIAL, REDIAL_MAX,
+    unix_ms, BlockSource, P2pConfig, P2pError, P2pEvent, OUTBOUND_QUEUE_BYTES,
+    OUTBOUND_QUEUE_FRAMES, REDIAL_INITIAL, REDIAL_MAX,
 };
 
 mod blocks;
-mod gossip;
+mod broadcast;
 
 use blocks::{DeferredRequest, PendingRequest, ServedResponse, MAX_CONCURRENT_SERVES};
 
@@ -36,14 +39,14 @@ struct PeerSlot {
     quarantined: bool,
     /// "Unreachable" was logged for the current outage.
     outage_logged: bool,
+    /// Our broadcast stream to the member and its queue, and the readers of its streams.
+    link: PeerLink,
 }
 
 /// The state of the swarm task.
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     local_peer_id: PeerId,
-    topic: IdentTopic,
-    topic_hash: TopicHash,
     /// PeerId → index into `slots` and `Shared::peers`.
     members: HashMap<PeerId, usize>,
     slots: Vec<PeerSlot>,
@@ -55,12 +58,15 @@ pub(crate) struct EventLoop {
     pending_requests: HashMap<OutboundRequestId, PendingRequest>,
     deferred_requests: Vec<DeferredRequest>,
     shared: Arc<Mutex<Shared>>,
-    events: mpsc::Sender<P2pEvent>,
+    sink: EventSink,
     commands: mpsc::Receiver<Command>,
+    notices_tx: mpsc::Sender<LinkNotice>,
+    notices_rx: mpsc::Receiver<LinkNotice>,
+    next_writer_id: u64,
 }
 
 impl EventLoop {
-    /// Takes a swarm whose listener is up, subscribes to the topic and registers the members' addresses.
+    /// Takes a swarm whose listener is up and registers the members' addresses.
     pub(crate) fn new(
         mut swarm: Swarm<Behaviour>,
         config: &P2pConfig,
@@ -69,12 +75,6 @@ impl EventLoop {
         events: mpsc::Sender<P2pEvent>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<Self, P2pError> {
-        let topic = IdentTopic::new(GOSSIP_TOPIC);
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&topic)
-            .map_err(|e| P2pError::Setup(format!("subscribing to {GOSSIP_TOPIC}: {e:?}")))?;
         let now = Instant::now();
         let mut members = HashMap::new();
         let mut slots = Vec::with_capacity(config.peers.len());
@@ -88,14 +88,18 @@ impl EventLoop {
                 next_dial: Some(now),
                 quarantined: false,
                 outage_logged: false,
+                link: PeerLink::new(
+                    OUTBOUND_QUEUE_FRAMES,
+                    OUTBOUND_QUEUE_BYTES.max(config.max_message_bytes),
+                ),
             });
         }
         let (served_tx, served_rx) = mpsc::channel(MAX_CONCURRENT_SERVES * 2);
+        // Writers report only when they stop, reopen timers fire at most once per stream failure.
+        let (notices_tx, notices_rx) = mpsc::channel(config.peers.len().saturating_mul(4).max(16));
         Ok(EventLoop {
             local_peer_id: *swarm.local_peer_id(),
             swarm,
-            topic_hash: topic.hash(),
-            topic,
             members,
             slots,
             max_message_bytes: config.max_message_bytes,
@@ -105,9 +109,15 @@ impl EventLoop {
             served_rx,
             pending_requests: HashMap::new(),
             deferred_requests: Vec::new(),
+            sink: EventSink {
+                events,
+                shared: Arc::clone(&shared),
+            },
             shared,
-            events,
             commands,
+            notices_tx,
+            notices_rx,
+            next_writer_id: 0,
         })
     }
 
@@ -115,14 +125,6 @@ impl EventLoop {
     /// connections).
     pub(crate) async fn run(mut self) {
         self.dial_due_peers();
-        // Explicit peers get every message forwarded to them and are never pruned from gossipsub's view. Added after
-        // our own dials so gossipsub's dial for them finds a dial in flight and does nothing.
-        for slot in &self.slots {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .add_explicit_peer(&slot.peer_id);
-        }
         loop {
             let next_wake = self
                 .slots
@@ -137,11 +139,15 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(served) = self.served_rx.recv() => self.on_served(served),
+                Some(notice) = self.notices_rx.recv() => self.on_link_notice(notice),
                 () = sleep_until(next_wake) => {
                     self.dial_due_peers();
                     self.expire_deferred_requests();
                 }
             }
+        }
+        for slot in &mut self.slots {
+            slot.link.abort_all();
         }
         let mut shared = lock(&self.shared);
         for status in &mut shared.peers {
@@ -155,16 +161,7 @@ impl EventLoop {
     }
 
     fn emit(&self, event: P2pEvent) {
-        match self.events.try_send(event) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(event)) => {
-                lock(&self.shared).counters.events_dropped += 1;
-                tracing::warn!(target: "p2p", ?event, "p2p event channel full; event dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::trace!(target: "p2p", "p2p event receiver dropped");
-            }
-        }
+        self.sink.emit(event);
     }
 
     fn with_status(&self, peer: &PeerId, update: impl FnOnce(&mut super::PeerStatus)) {
@@ -273,13 +270,14 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Direct(event)) => self.on_direct(event),
             SwarmEvent::Behaviour(BehaviourEvent::Blocks(event)) => self.on_blocks(event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.on_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::Allow(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
@@ -294,7 +292,7 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 };
-                // The backoff is reset only once the peer subscribes (it accepted us); a peer that denies the
+                // The backoff is reset only once the peer accepts our broadcast stream; a peer that denies the
                 // connection right after the handshake keeps backing off.
                 slot.next_dial = None;
                 if num_established.get() == 1 {
@@ -306,14 +304,17 @@ impl EventLoop {
                     tracing::info!(target: "p2p", peer = %peer_id, remote = %endpoint.get_remote_address(), "peer connected");
                     self.emit(P2pEvent::PeerConnected(peer_id));
                 }
+                self.link_connection_established(&peer_id, connection_id);
                 self.send_deferred_requests(&peer_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
+                self.link_connection_closed(&peer_id, connection_id);
                 if num_established == 0 && self.members.contains_key(&peer_id) {
                     self.with_status(&peer_id, |s| {
                         s.connected = false;

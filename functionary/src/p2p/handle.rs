@@ -96,10 +96,9 @@ impl P2pHandle {
         self.inner.local_peer_id
     }
 
-    /// Publishes `bytes` on the gossip topic to every member. Never blocks. Payloads larger than
-    /// `max_message_bytes` are dropped with a warning; "no peer subscribed yet" is logged at debug. This node does
-    /// not receive its own broadcast back. Re-publishing an identical payload within [`super::DUPLICATE_WINDOW`] is
-    /// a no-op (exact duplicates are deduplicated), so periodic messages must carry a varying field.
+    /// Sends `bytes` once to every member connected now. Never blocks. Payloads larger than `max_message_bytes` are
+    /// dropped with a warning; "no member connected" is logged at debug. This node does not receive its own
+    /// broadcast back. Every call is delivered, identical payloads included (nothing is deduplicated).
     pub fn broadcast(&self, bytes: Vec<u8>) {
         if bytes.len() > self.inner.max_message_bytes {
             tracing::warn!(target: "p2p", len = bytes.len(), max = self.inner.max_message_bytes, "broadcast larger than max_message_bytes dropped");

@@ -1,15 +1,19 @@
 //! The peer-to-peer transport between federation members: libp2p over TCP with noise and yamux.
 //!
 //! This module moves bytes; it knows nothing about consensus. It offers:
-//! - **broadcasts** on one gossipsub topic ([`GOSSIP_TOPIC`]); every member dials every other member (full mesh)
-//!   and flood-publishes, so a broadcast reaches each member in one hop. Messages name their author but carry no
-//!   per-message libp2p signature: the transport proves that a member sent or forwarded a message, and the
-//!   consensus messages prove their own author (see `swarm.rs` for the measurement behind this);
+//! - **broadcasts** sent directly ([`BROADCAST_PROTOCOL`]): every member dials every other member (full mesh), and
+//!   each broadcast is written once to each connected member on a long-lived stream, as a length-prefixed frame of
+//!   at most `max_message_bytes`. Nothing is relayed or deduplicated: each member hears each other member directly,
+//!   exactly once per broadcast; a member not connected at send time misses it (the consensus protocol
+//!   retransmits). The sender of a received broadcast is the PeerId authenticated by the connection (noise), not a
+//!   claim inside the message. Each peer has a bounded outbound queue; when a peer is slow its oldest queued
+//!   broadcasts are dropped and counted ([`P2pCounters::broadcasts_dropped`]), so one slow member never delays the
+//!   others. A frame above the cap resets that stream only (counted in [`P2pCounters::rejected_messages`]);
 //! - **block-range fetches** over request-response ([`BLOCKS_PROTOCOL`]) with a size-capped postcard codec,
 //!   served from a [`BlockSource`];
 //! - **an allow-list**: only the configured members may connect. `libp2p::allow_block_list` denies any other PeerId
-//!   when its connection is established (after the noise handshake, before any protocol stream), and every gossip
-//!   message whose author or forwarder is not a member is rejected again at the application layer.
+//!   when its connection is established (after the noise handshake, before any protocol stream), and streams from
+//!   a PeerId that is not a member are never read.
 //!
 //! Use: [`start`] binds the listener, dials the members and returns a [`P2pHandle`]; take the event receiver once with
 //! [`P2pHandle::take_events`] (events are buffered up to [`EVENT_CHANNEL_CAPACITY`] until then; when the buffer is
@@ -19,6 +23,7 @@
 
 mod backoff;
 mod codec;
+mod direct;
 mod event_loop;
 mod handle;
 mod identity;
@@ -34,8 +39,8 @@ pub use identity::{
     dalek_signing_key, ed25519_key_of_peer, generate_identity_file, load_identity_file,
 };
 
-/// The gossipsub topic every member publishes consensus broadcasts on.
-pub const GOSSIP_TOPIC: &str = "functionary/consensus/v1";
+/// The stream protocol that carries broadcasts (one long-lived stream per connection and direction).
+pub const BROADCAST_PROTOCOL: &str = "/functionary/broadcast/1";
 /// The request-response protocol name for block-range fetches.
 pub const BLOCKS_PROTOCOL: &str = "/functionary/blocks/1";
 /// The most blocks one block-range request may ask for (larger counts are clamped).
@@ -52,9 +57,12 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub const REDIAL_INITIAL: Duration = Duration::from_millis(100);
 /// Longest redial delay.
 pub const REDIAL_MAX: Duration = Duration::from_secs(5);
-/// How long gossipsub remembers a message id, so that copies of one publish relayed by other members are delivered
-/// once. Far longer than a relayed copy takes to arrive on a full mesh.
-pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(30);
+/// Most broadcasts queued for one peer; beyond it the oldest are dropped.
+pub const OUTBOUND_QUEUE_FRAMES: usize = 1024;
+/// Most payload bytes queued for one peer (or `max_message_bytes`, if larger); beyond it the oldest are dropped.
+pub const OUTBOUND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// Inbound broadcast streams read at once from one member (normally one per connection); more are reset.
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 /// How long a block-range request may wait for its response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -68,9 +76,8 @@ pub struct P2pConfig {
     pub listen: Multiaddr,
     /// All OTHER federation members and the address each listens on.
     pub peers: Vec<(PeerId, Multiaddr)>,
-    /// The largest broadcast payload and the largest block-range response, in bytes. Gossipsub's
-    /// `max_transmit_size` is set to this plus room for gossipsub's own framing (signature, author, sequence number,
-    /// topic), so a payload of exactly this size is delivered.
+    /// The largest broadcast payload and the largest block-range response, in bytes. Larger broadcast frames from
+    /// a peer reset its stream.
     pub max_message_bytes: usize,
 }
 
@@ -96,13 +103,12 @@ pub trait BlockSource: Send + Sync + 'static {
 /// What the transport reports to the daemon. `Debug` shows payload sizes, not payloads.
 #[derive(Clone, PartialEq, Eq)]
 pub enum P2pEvent {
-    /// A broadcast from another member. `from` is the gossipsub author as claimed by a member (the forwarder is
-    /// authenticated by the connection; the author is proven by the message's own signature, if any); it is always a
-    /// configured member (never this node).
+    /// A broadcast from another member. `from` is the PeerId authenticated by the connection the frame arrived on
+    /// (the member that sent it; nothing is relayed); it is always a configured member (never this node).
     Message {
-        /// The member that signed and published the message.
+        /// The member that sent the message.
         from: PeerId,
-        /// The payload as published.
+        /// The payload as broadcast.
         bytes: Vec<u8>,
     },
     /// The answer to [`P2pHandle::request_blocks`]. When the request failed (timeout, connection lost, malformed or
@@ -158,15 +164,15 @@ pub struct PeerStatus {
     pub addr: Multiaddr,
     /// At least one connection is established.
     pub connected: bool,
-    /// The peer has told us it is subscribed to [`GOSSIP_TOPIC`] (our broadcasts reach it directly).
+    /// Our broadcast stream to the peer is open (it accepted [`BROADCAST_PROTOCOL`]; our broadcasts reach it).
     pub subscribed: bool,
     /// When the current connection was established.
     pub connected_since_ms: Option<u64>,
-    /// When we last received a broadcast authored by it, a block request from it or a block response from it.
+    /// When we last received a broadcast from it, a block request from it or a block response from it.
     pub last_message_ms: Option<u64>,
-    /// Broadcasts authored by it, block requests from it and block responses from it that we received.
+    /// Broadcasts from it, block requests from it and block responses from it that we received.
     pub messages_in: u64,
-    /// Broadcasts we published while it was connected, block requests we sent it and responses we served it.
+    /// Broadcasts we queued for it while it was connected, block requests we sent it and responses we served it.
     pub messages_out: u64,
 }
 
@@ -175,8 +181,10 @@ pub struct PeerStatus {
 pub struct P2pCounters {
     /// Connections refused because the remote PeerId is not a configured member.
     pub denied_connections: u64,
-    /// Gossip messages rejected because the author or forwarder is not a member, or the payload is too large.
+    /// Broadcast streams reset because a frame was larger than `max_message_bytes` or cut short.
     pub rejected_messages: u64,
+    /// Broadcast copies dropped from a slow member's full outbound queue (oldest first).
+    pub broadcasts_dropped: u64,
     /// Events dropped because the daemon's event channel was full.
     pub events_dropped: u64,
     /// Handle commands dropped because the command channel was full.
