@@ -143,7 +143,7 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         params,
         p2p_keys,
         interval_ms,
-        round_timeout_ms: (interval_ms / 4).clamp(20, 10_000),
+        round_timeout_ms: u64::try_from(federation_config.round_timeout().as_millis()).unwrap_or(u64::MAX),
     });
     Ok(LoadedNode {
         federation_config,
