@@ -126,6 +126,24 @@ pub enum HsmError {
         /// How many signatures were tried.
         attempts: u32,
     },
+    /// Too many consecutive failed logins were counted; the PIN is not tried again until an operator resets the count.
+    #[error("token {token:?}: {failures} consecutive failed PIN logins; not trying the PIN again. Fix the PIN file, then reset the count: remove {} or call hsm::LoginAttempts::reset", path.display())]
+    PinAttemptsExhausted {
+        /// Label of the token.
+        token: String,
+        /// Failures counted.
+        failures: u32,
+        /// The counter file.
+        path: PathBuf,
+    },
+    /// The failed-login counter file could not be read or written.
+    #[error("PIN attempt counter {}: {reason}", path.display())]
+    PinAttemptFile {
+        /// The counter file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The PIN file could not be read, or is empty.
     #[error("PIN file {}: {reason}", path.display())]
     PinFile {

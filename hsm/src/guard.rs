@@ -1,22 +1,34 @@
-//! `BlockSigningGuard`: policy → journal append + fdatasync → signer → verify.
+//! `BlockSigningGuard`: policy + certificate → journal append + fdatasync → signer → verify.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::sighash::EcdsaSighashType;
 
+use crate::journal::{SignRequestRecord, Verdict};
 use crate::verify::verify_digest_signature;
 use crate::{
-    BlockSigningPolicy, DigestSigner, HsmError, JournalError, JournalRecord, Refusal, SignedBlock,
-    SignerJournal,
+    BlockSigningPolicy, DigestSigner, HsmError, JournalError, JournalRecord, PegoutRefusal,
+    Refusal, SignedBlock, SignerJournal,
 };
 
-/// Why the guard did not return a signature.
+/// Judges the consensus certificate that must accompany every new block-signing decision (the consensus crate
+/// implements it).
+pub trait CertificateVerifier: Send {
+    /// `Ok(())` when `certificate` proves that the federation agreed on `block_hash` at `height`; otherwise why not.
+    fn verify(&self, height: u32, block_hash: [u8; 32], certificate: &[u8]) -> Result<(), String>;
+}
+
+/// Why a guard did not return a signature.
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
-    /// The policy refused (double-sign attempt or height regression). Nothing was written or signed.
+    /// The block policy refused (double-sign attempt, height regression, certificate). The refusal is journaled;
+    /// nothing was signed.
     #[error("{0}")]
     Refused(Refusal),
+    /// The peg-out policy refused; the refusal is journaled, nothing was signed.
+    #[error("{0}")]
+    PegoutRefused(PegoutRefusal),
     /// The journal could not be opened, replayed or appended to. Nothing was signed.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -25,33 +37,57 @@ pub enum GuardError {
     Hsm(#[from] HsmError),
 }
 
-/// Guards a [`DigestSigner`] with the [`BlockSigningPolicy`] and a durable [`SignerJournal`].
+/// Guards a [`DigestSigner`] holding the block-signing key with the [`BlockSigningPolicy`], a
+/// [`CertificateVerifier`] and a durable [`SignerJournal`].
 ///
-/// `sign_block` checks the policy, appends the decision to the journal and syncs it, and only then asks the signer;
-/// the signature is verified again (low-S, against the public key) before it is returned. A crash after the journal
-/// write and before the signature leaves the decision recorded: after a restart the same hash at that height may be
-/// signed (idempotent), any other hash is refused.
+/// `sign_block`:
+/// 1. the policy refuses a lower height or another hash at the last signed height;
+/// 2. a NEW (height, hash) decision needs the verifier to accept the certificate; re-signing exactly the last
+///    approved (height, hash) does not (it was approved with a valid certificate before: this is the crash between
+///    journal and signature);
+/// 3. the decision (approved or refused) is appended to the journal and `fdatasync`ed; for an approval this happens
+///    before the signer is asked, so a crash at any later point leaves the decision on disk;
+/// 4. the signature is verified again (low-S, against the public key) before it is returned.
+///
+/// Every call costs exactly one journal `fdatasync` (approval, re-sign or refusal), nothing more.
 pub struct BlockSigningGuard<S: DigestSigner> {
     policy: BlockSigningPolicy,
     journal: SignerJournal,
     signer: S,
     public_key: secp256k1::PublicKey,
+    verifier: Box<dyn CertificateVerifier>,
 }
 
 impl<S: DigestSigner> BlockSigningGuard<S> {
-    /// Opens (creating if missing) the journal at `journal_path`, replays it into the policy and wraps `signer`.
-    /// Fails on a corrupt journal, or one whose records break the policy (never starts from a blank state silently).
-    pub fn open(journal_path: &Path, signer: S) -> Result<Self, GuardError> {
+    /// Opens (creating if missing) the journal at `journal_path`, replays its approvals into the policy and wraps
+    /// `signer`. Fails on a corrupt or old-format journal, on records the policy refuses, or on non-block records
+    /// (never starts from a blank state silently).
+    pub fn open(
+        journal_path: &Path,
+        signer: S,
+        verifier: Box<dyn CertificateVerifier>,
+    ) -> Result<Self, GuardError> {
         let mut policy = BlockSigningPolicy::new(None);
         let journal = SignerJournal::open_with(journal_path, |offset, record| {
+            let SignRequestRecord::Block { height, block_hash } = record.request else {
+                return Err(JournalError::WrongKind {
+                    path: journal_path.to_path_buf(),
+                    offset,
+                    expected: "block",
+                    found: "bitcoin transaction",
+                });
+            };
+            if !record.verdict.signs() {
+                return Ok(());
+            }
             policy
-                .check(record.height, record.block_hash)
+                .check(height, block_hash)
                 .map_err(|refusal| JournalError::Inconsistent {
                     path: journal_path.to_path_buf(),
                     offset,
                     refusal,
                 })?;
-            policy.record(record.height, record.block_hash);
+            policy.record(height, block_hash);
             Ok(())
         })?;
         let public_key = signer.public_key();
@@ -62,43 +98,74 @@ impl<S: DigestSigner> BlockSigningGuard<S> {
             journal,
             signer,
             public_key,
+            verifier,
         })
     }
 
-    /// Signs `block_hash` (the 32-byte signing digest, signed as is) for `height` if the policy allows it.
+    /// Signs `block_hash` (the 32-byte signing digest, signed as is) for `height` if the policy allows it and, for a
+    /// new decision, `certificate` convinces the verifier.
     ///
     /// Returns the signature as DER with the SIGHASH_ALL byte (0x01) appended: the form Elements expects in the
     /// dynafed block witness.
-    pub fn sign_block(&mut self, height: u32, block_hash: [u8; 32]) -> Result<Vec<u8>, GuardError> {
+    pub fn sign_block(
+        &mut self,
+        height: u32,
+        block_hash: [u8; 32],
+        certificate: &[u8],
+    ) -> Result<Vec<u8>, GuardError> {
+        let request = SignRequestRecord::Block { height, block_hash };
         if let Err(refusal) = self.policy.check(height, block_hash) {
-            tracing::warn!(target: "hsm", height, block_hash = %hex::encode(block_hash), %refusal,
-                "block signing refused");
-            return Err(GuardError::Refused(refusal));
+            return Err(self.refuse(request, refusal));
         }
-        let already_recorded = self.policy.last() == Some(SignedBlock { height, block_hash });
-        if !already_recorded {
-            let record = JournalRecord {
-                height,
-                block_hash,
-                unix_ms: unix_ms_now(),
-            };
-            self.journal.append(&record)?;
-            self.policy.record(height, block_hash);
-        }
+        let resign = self.policy.last() == Some(SignedBlock { height, block_hash });
+        let reason = if resign {
+            "re-sign of the last approved decision (its certificate was verified then)"
+        } else {
+            if let Err(reason) = self.verifier.verify(height, block_hash, certificate) {
+                let refusal = Refusal::Certificate {
+                    height,
+                    block_hash,
+                    reason,
+                };
+                return Err(self.refuse(request, refusal));
+            }
+            "certificate verified"
+        };
+        self.journal.append(&JournalRecord::new(
+            request,
+            Verdict::Approved,
+            reason,
+            unix_ms_now(),
+        ))?;
+        self.policy.record(height, block_hash);
         let sig = self.signer.sign_digest(&block_hash)?;
         if !verify_digest_signature(&self.public_key, &block_hash, &sig) {
             tracing::error!(target: "hsm", height, block_hash = %hex::encode(block_hash),
                 "signer returned a signature that does not verify against its public key");
             return Err(GuardError::Hsm(HsmError::InvalidSignature { attempts: 1 }));
         }
-        tracing::info!(target: "hsm", height, block_hash = %hex::encode(block_hash), resign = already_recorded,
-            "block signed");
+        tracing::info!(target: "hsm", height, block_hash = %hex::encode(block_hash), resign, "block signed");
         let mut out = sig.serialize_der().to_vec();
         out.push(EcdsaSighashType::All.to_u32() as u8);
         Ok(out)
     }
 
-    /// The last signing decision (replayed from the journal, then updated by `sign_block`).
+    /// Journals a refusal (durably; a failure to journal is logged, the refusal is returned either way).
+    fn refuse(&mut self, request: SignRequestRecord, refusal: Refusal) -> GuardError {
+        tracing::warn!(target: "hsm", %refusal, "block signing refused");
+        let record = JournalRecord::new(
+            request,
+            Verdict::Refused,
+            &refusal.to_string(),
+            unix_ms_now(),
+        );
+        if let Err(e) = self.journal.append(&record) {
+            tracing::error!(target: "hsm", error = %e, "could not journal a block signing refusal");
+        }
+        GuardError::Refused(refusal)
+    }
+
+    /// The last approved signing decision (replayed from the journal, then updated by `sign_block`).
     pub fn last_signed(&self) -> Option<SignedBlock> {
         self.policy.last()
     }
@@ -107,9 +174,15 @@ impl<S: DigestSigner> BlockSigningGuard<S> {
     pub fn public_key(&self) -> secp256k1::PublicKey {
         self.public_key
     }
+
+    /// How many records (approvals and refusals) the journal holds.
+    pub fn journal_records(&self) -> u64 {
+        self.journal.record_count()
+    }
 }
 
-fn unix_ms_now() -> u64 {
+/// Milliseconds since the Unix epoch from the system clock (0 before 1970).
+pub(crate) fn unix_ms_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

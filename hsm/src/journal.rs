@@ -1,13 +1,22 @@
-//! The durable, append-only journal of block signing decisions.
+//! The durable, append-only journal of every signing decision (blocks and Bitcoin transactions).
 //!
-//! # File format
+//! # File format (version 2)
 //!
 //! ```text
-//! header  = "FNSJRNL1"                                   (8 bytes: magic + format version)
+//! header  = "FNSJRNL2"                                   (8 bytes: magic + format version)
 //! record  = len: u32 little-endian                       (length of payload, 1..=MAX_PAYLOAD)
+//!           len_check: u32 little-endian = !len          (a damaged length is corruption, never a "torn tail")
 //!           payload: postcard(JournalRecord)             (len bytes)
 //!           checksum: first 8 bytes of SHA-256(len || payload)
 //! ```
+//!
+//! A record holds the request (block: height and hash; Bitcoin transaction: txid, per-input sighashes, the peg-out
+//! ids it pays and their total), the verdict (approved / refused / override), the reason and the time.
+//!
+//! Version 1 files (`FNSJRNL1`, block approvals only, written by the walking skeleton) are MIGRATED when opened:
+//! every record becomes an approved block record, the original is kept as `<name>.v1`
+//! (see [`crate::journal_v1`]'s steps; a damaged v1 file is not migrated). Any other version byte
+//! (`FNSJRNL3`, ...) is refused with [`JournalError::UnsupportedFormat`] naming the file.
 //!
 //! The file is created atomically (written and synced under a temporary name, then hard-linked into place, then the
 //! directory is fsynced), so the header is never torn. [`SignerJournal::append`] writes one record with a single
@@ -34,21 +43,88 @@ use sha2::{Digest, Sha256};
 use crate::Refusal;
 
 /// Magic and format version at the start of every journal file.
-pub const JOURNAL_MAGIC: [u8; 8] = *b"FNSJRNL1";
-/// Largest accepted payload length; a larger length prefix is corruption (a record is under 50 bytes).
-pub const MAX_PAYLOAD: u32 = 256;
-const LEN_PREFIX: usize = 4;
+pub const JOURNAL_MAGIC: [u8; 8] = *b"FNSJRNL2";
+/// The magic prefix shared by every format version (the 8th byte is the version digit).
+const MAGIC_PREFIX: &[u8; 7] = b"FNSJRNL";
+/// The format version this code writes and reads.
+pub const JOURNAL_VERSION: u8 = 2;
+/// Largest accepted payload length; a larger length prefix is corruption. (A block record is under 100 bytes plus
+/// its reason; a transaction record is bounded by [`crate::MAX_TX_INPUTS`] sighashes and as many peg-out ids.)
+pub const MAX_PAYLOAD: u32 = 1 << 20;
+/// Reasons longer than this are cut (at a character boundary) before they are journaled.
+pub const MAX_REASON_LEN: usize = 1024;
+const LEN_PREFIX: usize = 8;
 const CHECKSUM_LEN: usize = 8;
 
-/// One signing decision, written before the HSM is asked to sign.
+/// What was asked of the signer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignRequestRecord {
+    /// Sign a sidechain block (block-signing key).
+    Block {
+        /// Block height.
+        height: u32,
+        /// The digest to sign (block hash, raw byte order).
+        block_hash: [u8; 32],
+    },
+    /// Sign a Bitcoin peg-out transaction (peg-wallet key), one signature per input.
+    BitcoinTx {
+        /// Transaction id (raw byte order, as `Txid::to_byte_array`).
+        txid: [u8; 32],
+        /// The BIP143 sighash of each input, in input order (empty when the request was refused before they could
+        /// be computed).
+        sighashes: Vec<[u8; 32]>,
+        /// Ids of the validated peg-outs this transaction pays.
+        pegout_ids: Vec<[u8; 32]>,
+        /// Sum of the peg-out outputs in satoshi (what counts against the rate limit).
+        pegout_sat: u64,
+    },
+}
+
+/// The guard's verdict on a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The policy allowed it; written (and synced) before the HSM call.
+    Approved,
+    /// The policy refused it; nothing was signed.
+    Refused,
+    /// Allowed only because an operator override lifted the rate limit; written before the HSM call.
+    Override,
+}
+
+impl Verdict {
+    /// Approved or override: the signer was (or was about to be) asked to sign.
+    pub fn signs(self) -> bool {
+        matches!(self, Verdict::Approved | Verdict::Override)
+    }
+}
+
+/// One signing decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalRecord {
-    /// Block height.
-    pub height: u32,
-    /// The digest about to be signed (block hash, raw byte order).
-    pub block_hash: [u8; 32],
-    /// Wall-clock time of the decision, milliseconds since the Unix epoch (informational).
+    /// The request.
+    pub request: SignRequestRecord,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why (the refusal, the override's operator reason, or what was approved).
+    pub reason: String,
+    /// Wall-clock time of the decision, milliseconds since the Unix epoch (the peg-out rate limit window uses it).
     pub unix_ms: u64,
+}
+
+impl JournalRecord {
+    /// A record with `reason` cut to [`MAX_REASON_LEN`] bytes.
+    pub fn new(request: SignRequestRecord, verdict: Verdict, reason: &str, unix_ms: u64) -> Self {
+        let mut cut = reason.len().min(MAX_REASON_LEN);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        JournalRecord {
+            request,
+            verdict,
+            reason: reason.get(..cut).unwrap_or_default().to_string(),
+            unix_ms,
+        }
+    }
 }
 
 /// Why the journal can't be opened or appended to.
@@ -80,6 +156,26 @@ pub enum JournalError {
         offset: u64,
         /// What is wrong.
         reason: String,
+    },
+    /// The file is a journal of a format version this code neither reads nor migrates.
+    #[error("signer journal {} has format version {found} but this signer reads version {JOURNAL_VERSION} (and migrates version 1); refusing to start: use the signer version that wrote it, and never delete the journal to get going", path.display())]
+    UnsupportedFormat {
+        /// Journal path.
+        path: PathBuf,
+        /// The version byte found in the header (as a character).
+        found: char,
+    },
+    /// A record of a kind this journal's guard does not keep (e.g. a Bitcoin transaction in a block journal).
+    #[error("signer journal {} holds a {found} record at byte offset {offset}, but it is the journal of a {expected} guard (journals mixed up?)", path.display())]
+    WrongKind {
+        /// Journal path.
+        path: PathBuf,
+        /// Byte offset of the record.
+        offset: u64,
+        /// Which kind the guard keeps.
+        expected: &'static str,
+        /// Which kind was found.
+        found: &'static str,
     },
     /// A record the policy refuses given the records before it (the journal was edited or mixed up).
     #[error("signer journal {} is inconsistent at byte offset {offset}: {refusal}", path.display())]
@@ -142,6 +238,12 @@ impl SignerJournal {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_err(path, "read"))?;
+        if bytes.starts_with(&crate::journal_v1::V1_MAGIC) {
+            crate::journal_v1::migrate(path, &bytes)?;
+            drop(file);
+            // The migrated journal is a new file: open and lock it again.
+            return Self::open_with(path, visit);
+        }
         let replay = replay(path, &bytes, &mut visit)?;
         let mut len = bytes.len() as u64;
         if replay.valid_len < len {
@@ -155,7 +257,7 @@ impl SignerJournal {
             len = replay.valid_len;
         }
         tracing::info!(target: "hsm", path = %path.display(), records = replay.record_count,
-            last_height = replay.last.map(|r| r.height), "signer journal opened");
+            "signer journal opened");
         Ok(SignerJournal {
             path: path.to_path_buf(),
             file,
@@ -175,6 +277,16 @@ impl SignerJournal {
             });
         }
         let frame = encode_frame(record)?;
+        if frame.len() > LEN_PREFIX + MAX_PAYLOAD as usize + CHECKSUM_LEN {
+            return Err(JournalError::Io {
+                path: self.path.clone(),
+                op: "append",
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "record larger than MAX_PAYLOAD",
+                ),
+            });
+        }
         let written = self
             .file
             .write_all(&frame)
@@ -189,14 +301,14 @@ impl SignerJournal {
             return Err(io_err(&self.path, "append")(e));
         }
         self.len += frame.len() as u64;
-        self.last = Some(*record);
+        self.last = Some(record.clone());
         self.record_count += 1;
         Ok(())
     }
 
     /// The last record (after replay and appends).
-    pub fn last(&self) -> Option<JournalRecord> {
-        self.last
+    pub fn last(&self) -> Option<&JournalRecord> {
+        self.last.as_ref()
     }
 
     /// How many records the journal holds.
@@ -216,6 +328,7 @@ pub fn encode_frame(record: &JournalRecord) -> Result<Vec<u8>, JournalError> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut frame = Vec::with_capacity(LEN_PREFIX + payload.len() + CHECKSUM_LEN);
     frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&(!len).to_le_bytes());
     frame.extend_from_slice(&payload);
     let sum = checksum(&len.to_le_bytes(), &payload);
     frame.extend_from_slice(&sum);
@@ -248,6 +361,14 @@ fn replay(
         offset: offset as u64,
         reason,
     };
+    if let Some((prefix, [version, ..])) = bytes.split_at_checked(MAGIC_PREFIX.len()) {
+        if prefix == MAGIC_PREFIX && *version != JOURNAL_VERSION + b'0' {
+            return Err(JournalError::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found: char::from(*version),
+            });
+        }
+    }
     if bytes.get(..JOURNAL_MAGIC.len()) != Some(&JOURNAL_MAGIC[..]) {
         return Err(corrupt(
             0,
@@ -259,13 +380,20 @@ fn replay(
     let mut record_count = 0u64;
     while offset < bytes.len() {
         let rest = bytes.get(offset..).unwrap_or_default();
-        let Some(len_bytes) = rest
-            .get(..LEN_PREFIX)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        else {
+        let (Some(len_bytes), Some(check_bytes)) = (
+            rest.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()),
+            rest.get(4..LEN_PREFIX)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok()),
+        ) else {
             break; // torn length prefix
         };
         let len = u32::from_le_bytes(len_bytes);
+        if u32::from_le_bytes(check_bytes) != !len {
+            return Err(corrupt(
+                offset,
+                "record length and its check word disagree".into(),
+            ));
+        }
         if len == 0 || len > MAX_PAYLOAD {
             return Err(corrupt(
                 offset,
@@ -364,11 +492,15 @@ mod tests {
     use super::*;
 
     fn rec(height: u32, b: u8) -> JournalRecord {
-        JournalRecord {
-            height,
-            block_hash: [b; 32],
-            unix_ms: 1_700_000_000_000 + u64::from(height),
-        }
+        JournalRecord::new(
+            SignRequestRecord::Block {
+                height,
+                block_hash: [b; 32],
+            },
+            Verdict::Approved,
+            "test",
+            1_700_000_000_000 + u64::from(height),
+        )
     }
 
     fn write_records(path: &Path, n: u32) -> Vec<u64> {
@@ -401,12 +533,12 @@ mod tests {
         write_records(&path, 5);
         let mut seen = Vec::new();
         let j = SignerJournal::open_with(&path, |_, r| {
-            seen.push(*r);
+            seen.push(r.clone());
             Ok(())
         })
         .unwrap();
         assert_eq!(seen, (1..=5).map(|h| rec(h, h as u8)).collect::<Vec<_>>());
-        assert_eq!(j.last(), Some(rec(5, 5)));
+        assert_eq!(j.last(), Some(&rec(5, 5)));
         assert_eq!(j.record_count(), 5);
     }
 
@@ -420,7 +552,7 @@ mod tests {
         for cut in last_start + 1..full.len() {
             std::fs::write(&path, &full[..cut]).unwrap();
             let mut j = SignerJournal::open(&path).unwrap();
-            assert_eq!(j.last(), Some(rec(2, 2)), "cut at {cut}");
+            assert_eq!(j.last(), Some(&rec(2, 2)), "cut at {cut}");
             assert_eq!(j.record_count(), 2);
             assert_eq!(
                 std::fs::metadata(&path).unwrap().len(),
@@ -430,7 +562,7 @@ mod tests {
             j.append(&rec(3, 0x33)).unwrap();
             drop(j);
             let j = SignerJournal::open(&path).unwrap();
-            assert_eq!(j.last(), Some(rec(3, 0x33)));
+            assert_eq!(j.last(), Some(&rec(3, 0x33)));
             assert_eq!(j.record_count(), 3);
         }
     }
@@ -500,6 +632,42 @@ mod tests {
             SignerJournal::open(&path),
             Err(JournalError::Corrupt { offset: 0, .. })
         ));
+    }
+
+    #[test]
+    fn an_unknown_format_version_is_refused_naming_the_file_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.journal");
+        let mut v3 = b"FNSJRNL3".to_vec();
+        v3.extend_from_slice(&[5, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0]);
+        std::fs::write(&path, &v3).unwrap();
+        let err = SignerJournal::open(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::UnsupportedFormat { found: '3', .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("future.journal")
+                && msg.contains("version 3")
+                && msg.contains("version 2"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), v3);
+    }
+
+    #[test]
+    fn long_reasons_are_cut_at_a_char_boundary() {
+        let r = JournalRecord::new(
+            SignRequestRecord::Block {
+                height: 1,
+                block_hash: [0; 32],
+            },
+            Verdict::Refused,
+            &"é".repeat(MAX_REASON_LEN),
+            0,
+        );
+        assert!(r.reason.len() <= MAX_REASON_LEN && !r.reason.is_empty());
     }
 
     #[test]

@@ -1,41 +1,97 @@
-//! Block-signing keys in a PKCS#11 token, and the policy that guards them.
+//! Signing keys in a PKCS#11 token, and the policy that guards them.
 //!
-//! A PKCS#11 HSM only promises that the key never leaves the token; it signs whatever it is asked to sign. This
-//! crate therefore enforces the signing policy in our own process, in this order (see [`BlockSigningGuard`]):
+//! A PKCS#11 HSM only promises that a key never leaves the token; it signs whatever it is asked to sign. This
+//! crate therefore enforces the signing policy in our own process. Keys exist per [`KeyPurpose`] (`block-signing`,
+//! `peg-wallet`), generated inside the token (sensitive, never extractable, sign-only) and found by label; a
+//! label collision is an error ([`HsmError::KeyExists`]) and [`init_token`] never re-initialises an existing token.
 //!
-//! 1. [`BlockSigningPolicy`] (pure): refuse a lower height, or a different block hash at an already signed height;
-//! 2. [`SignerJournal`]: append the decision to an append-only, checksummed journal and `fdatasync` it;
-//! 3. the [`DigestSigner`] (a [`Pkcs11Signer`] in production, a [`SoftwareSigner`] in tests and the simulator)
-//!    signs the 32-byte digest;
-//! 4. the signature is normalised to low-S and verified against the public key before it is returned.
+//! # The guards
 //!
-//! What this does NOT protect against (threat model): a PKCS#11 token guarantees only that the key can't be
-//! extracted. A compromised host can open the token with the PIN and sign anything; the policy binds only signers
-//! that go through this guard. The journal's lock stops two guards on one journal file, not two machines holding
-//! the same key with separate journals.
+//! [`BlockSigningGuard`] (block-signing key), in this order:
+//! 1. [`BlockSigningPolicy`] (pure): refuse a lower height, or a different block hash at the last signed height;
+//! 2. a NEW (height, hash) decision needs the consensus certificate to pass the [`CertificateVerifier`]; re-signing
+//!    exactly the last approved decision does not (crash between journal and signature);
+//! 3. [`SignerJournal`]: append the decision to the append-only, checksummed journal and `fdatasync` it;
+//! 4. the [`DigestSigner`] (a [`Pkcs11Signer`] in production, a [`SoftwareSigner`] in tests and the simulator)
+//!    signs the 32-byte digest; the signature is normalised to low-S and verified against the public key.
 //!
-//! Token ceremony helpers ([`init_token`], [`generate_key`], [`read_public_key`]) serve the admin CLI and the devnet.
-//! With the `testing` feature, [`softhsm_testing`] gives each process its own SoftHSM token directory.
+//! [`TxSigningGuard`] (peg-wallet key) does the same for Bitcoin peg-out transactions with the pure
+//! [`PegoutPolicy`]: every input a known federation coin holding our key, every output a validated unpaid peg-out
+//! (exact script and amount, each id paid at most once, ever) or change to the current federation script, fee and
+//! fee rate within bounds, at most N sat of peg-outs per rolling window (only an explicit [`OperatorOverride`] lifts
+//! that, journaled as `override`, logged at warn). It signs each input's BIP143 P2WSH SIGHASH_ALL digest, which it
+//! computes itself from the transaction, the witness script and the value: a caller lying about a coin's value or
+//! script gets signatures the network rejects, not a different spend.
+//!
+//! Every decision (approved, refused, override) is journaled with its reason and time; approvals are on disk before
+//! the HSM is asked, so after a crash at any step the reopened guard replays them and cannot sign a second hash at a
+//! height, a lower height, or pay a peg-out twice. Each signature costs exactly one journal `fdatasync`.
+//! [`LoginAttempts`] counts failed PIN logins durably (SoftHSM never locks a PIN) and stops trying after N.
+//!
+//! # Threat model
+//!
+//! A PKCS#11 token guarantees only that the key can't be extracted. Anything that can open the token with the PIN
+//! can sign anything: **the policy binds only signers that go through these guards.** Inside `functionaryd` that
+//! means: the guard must be the only holder of the PIN and of the PKCS#11 session, and the networked code must not
+//! reach the token through another path. The journal's lock stops two guards on one journal file, not two machines
+//! holding the same key with separate journals, nor an attacker who edits or deletes the journal (restore it from a
+//! backup; never delete it to get going). A refused request is journaled too, so a compromised caller can grow the
+//! journal (one record per request).
+//!
+//! # In process or behind a local socket (recommendation)
+//!
+//! Recommended: run the guards in their **own long-lived signer process per token**, reached by `functionaryd` over a
+//! Unix socket (0600, owned by a separate user that alone can read the PIN file, the journals and the SoftHSM token
+//! directory). Facts behind it (shared/reference/hsm-pkcs11.md): the HSM enforces no policy, so the policy's
+//! strength is the strength of the boundary around the process that holds the PIN; in process, any remote-code bug in
+//! the networked daemon (libp2p, RPC, decoders) reads the PIN from memory and calls `C_Sign` directly, bypassing the
+//! journal. Debian's SoftHSM 2.6.1 is not safe across processes sharing one token directory (11/50 failed starts
+//! while another process logged in) while one long-lived process was undisturbed by 60 logins (8367 signatures, 0
+//! errors): a single signer process per token is also the operationally robust shape, and admin commands (ceremony,
+//! key listing) would go through it instead of opening the token themselves. Cost: one local round trip (tens of
+//! microseconds, an estimate not measured here) against about 0.4 ms per SoftHSM signature and one `fdatasync` per
+//! decision; both guards already take plain values and answer with signatures or refusals, so the wire protocol is
+//! a thin postcard framing of `sign_block` / `sign_pegout`. Until that process exists the guard runs on
+//! `functionaryd`'s signer thread, which is only as strong as the daemon.
+//!
+//! Token ceremony helpers ([`init_token`], [`generate_key`], [`generate_purpose_key`], [`read_public_key`]) serve the
+//! admin CLI and the devnet. With the `testing` feature, [`softhsm_testing`] gives each process its own SoftHSM token
+//! directory.
 
 mod error;
 mod guard;
 mod journal;
+pub mod journal_v1;
+mod pegout;
 mod pin;
+mod pin_attempts;
 mod pkcs11;
 mod policy;
+mod purpose;
 mod software;
+mod tx_guard;
 mod verify;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod softhsm_testing;
 
 pub use error::HsmError;
-pub use guard::{BlockSigningGuard, GuardError};
-pub use journal::{JournalError, JournalRecord, SignerJournal};
+pub use guard::{BlockSigningGuard, CertificateVerifier, GuardError};
+pub use journal::{
+    encode_frame, JournalError, JournalRecord, SignRequestRecord, SignerJournal, Verdict,
+    JOURNAL_VERSION,
+};
+pub use pegout::{
+    FederationCoin, PegoutApproval, PegoutLimits, PegoutPolicy, PegoutRefusal, PegoutRequest,
+    ValidatedPegout, MAX_TX_INPUTS, MAX_TX_OUTPUTS,
+};
 pub use pin::Pin;
+pub use pin_attempts::{LoginAttempts, DEFAULT_MAX_PIN_FAILURES};
 pub use pkcs11::{generate_key, init_token, read_public_key, Pkcs11Signer, TokenConfig};
 pub use policy::{BlockSigningPolicy, Refusal, SignedBlock};
+pub use purpose::{generate_purpose_key, purpose_public_key, KeyPurpose};
 pub use software::SoftwareSigner;
+pub use tx_guard::{Clock, OperatorOverride, TxSigningGuard};
 pub use verify::{verify_digest_signature, MAX_SIGN_ATTEMPTS};
 
 /// Anything that signs a 32-byte digest with a secp256k1 key.

@@ -15,8 +15,17 @@ pub struct SignedBlock {
 
 /// Why the policy refuses a request. `Display` prints hashes as hex in raw byte order (as passed to the guard, not
 /// the reversed order `elements-cli` displays).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// A new (height, hash) decision came without a certificate the [`crate::CertificateVerifier`] accepts.
+    Certificate {
+        /// Requested height.
+        height: u32,
+        /// Requested block hash.
+        block_hash: [u8; 32],
+        /// What the verifier said.
+        reason: String,
+    },
     /// The requested height is below the last signed height.
     HeightRegression {
         /// Requested height.
@@ -38,6 +47,15 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refusal::Certificate {
+                height,
+                block_hash,
+                reason,
+            } => write!(
+                f,
+                "refusing to sign block {} at height {height}: certificate rejected: {reason}",
+                hex::encode(block_hash)
+            ),
             Refusal::HeightRegression { requested, last } => write!(
                 f,
                 "refusing to sign height {requested}: below the last signed height {last}"
@@ -64,6 +82,9 @@ impl std::error::Error for Refusal {}
 /// * at the last signed height, any hash other than the signed one is refused; the identical hash is allowed
 ///   (idempotent: needed after a crash between journal write and signature);
 /// * higher heights are allowed.
+///
+/// The certificate rule (a new decision needs a consensus certificate) is applied by the guard, which owns the
+/// verifier; this type only knows the last decision.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockSigningPolicy {
     last: Option<SignedBlock>,

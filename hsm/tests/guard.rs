@@ -1,14 +1,15 @@
 //! BlockSigningGuard with SoftwareSigner and with a real SoftHSM Pkcs11Signer: policy, journal replay, crash and
 //! damage recovery. Every returned signature is checked (DER + 0x01, low-S, verifies over the digest).
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
+mod common;
+
+use common::{capture_logs, valid_certificate, CommitteeVerifier};
 use hsm::softhsm_testing::token_with_key;
 use hsm::{
     BlockSigningGuard, DigestSigner, GuardError, JournalError, JournalRecord, Pkcs11Signer,
-    Refusal, SignedBlock, SignerJournal, SoftwareSigner,
+    Refusal, SignRequestRecord, SignedBlock, SignerJournal, SoftwareSigner, Verdict,
 };
 use secp256k1::ecdsa::Signature;
 use secp256k1::{Message, PublicKey, SecretKey, SECP256K1};
@@ -45,9 +46,25 @@ fn assert_valid(sig: &[u8], digest: [u8; 32], pk: &PublicKey) {
         .expect("guard signature must verify over the digest");
 }
 
+fn approval(height: u32, block_hash: [u8; 32]) -> JournalRecord {
+    JournalRecord::new(
+        SignRequestRecord::Block { height, block_hash },
+        Verdict::Approved,
+        "test",
+        1,
+    )
+}
+
+fn open(
+    path: &Path,
+    signer: Box<dyn DigestSigner>,
+) -> Result<BlockSigningGuard<Box<dyn DigestSigner>>, GuardError> {
+    BlockSigningGuard::open(path, signer, CommitteeVerifier::boxed())
+}
+
 fn sign_ok(guard: &mut BlockSigningGuard<Box<dyn DigestSigner>>, height: u32, hash: [u8; 32]) {
     let sig = guard
-        .sign_block(height, hash)
+        .sign_block(height, hash, &valid_certificate(height, hash))
         .unwrap_or_else(|e| panic!("sign ({height}, {:02x}) should succeed: {e}", hash[0]));
     assert_valid(&sig, hash, &guard.public_key());
 }
@@ -57,7 +74,7 @@ fn refused(
     height: u32,
     hash: [u8; 32],
 ) -> Refusal {
-    match guard.sign_block(height, hash) {
+    match guard.sign_block(height, hash, &valid_certificate(height, hash)) {
         Err(GuardError::Refused(r)) => r,
         other => panic!(
             "sign ({height}, {:02x}) should be refused, got {other:?}",
@@ -69,7 +86,7 @@ fn refused(
 fn policy_rules_hold_across_reopen(make: Factory) -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("signer.journal");
-    let mut guard = BlockSigningGuard::open(&path, make())?;
+    let mut guard = open(&path, make())?;
     assert_eq!(guard.last_signed(), None);
     sign_ok(&mut guard, 5, X);
     sign_ok(&mut guard, 5, X); // idempotent
@@ -97,10 +114,10 @@ fn policy_rules_hold_across_reopen(make: Factory) -> TestResult {
         })
     );
     drop(guard);
-    // Refused and repeated requests wrote nothing: two decisions, two records.
-    assert_eq!(SignerJournal::open(&path)?.record_count(), 2);
+    // Every decision is journaled: 2 approvals, 1 re-sign, 2 refusals.
+    assert_eq!(SignerJournal::open(&path)?.record_count(), 5);
 
-    let mut guard = BlockSigningGuard::open(&path, make())?;
+    let mut guard = open(&path, make())?;
     assert_eq!(
         guard.last_signed(),
         Some(SignedBlock {
@@ -133,11 +150,19 @@ fn policy_rules_hold_across_reopen(make: Factory) -> TestResult {
     sign_ok(&mut guard, 6, Y);
     sign_ok(&mut guard, 7, X);
     drop(guard);
-    let journal = SignerJournal::open(&path)?;
-    assert_eq!(journal.record_count(), 3);
+    let mut verdicts = Vec::new();
+    let journal = SignerJournal::open_with(&path, |_, r| {
+        verdicts.push(r.verdict);
+        Ok(())
+    })?;
+    use Verdict::{Approved as A, Refused as R};
+    assert_eq!(verdicts, [A, A, R, R, A, R, R, R, A, A]);
     assert_eq!(
-        journal.last().map(|r| (r.height, r.block_hash)),
-        Some((7, X))
+        journal.last().map(|r| r.request.clone()),
+        Some(SignRequestRecord::Block {
+            height: 7,
+            block_hash: X
+        })
     );
     Ok(())
 }
@@ -146,19 +171,15 @@ fn crash_after_journal_write_before_signature(make: Factory) -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("signer.journal");
     {
-        let mut guard = BlockSigningGuard::open(&path, make())?;
+        let mut guard = open(&path, make())?;
         sign_ok(&mut guard, 9, Z);
     }
     // The decision for height 10 reached the journal, then the process died before the HSM signed.
     {
         let mut journal = SignerJournal::open(&path)?;
-        journal.append(&JournalRecord {
-            height: 10,
-            block_hash: X,
-            unix_ms: 1,
-        })?;
+        journal.append(&approval(10, X))?;
     }
-    let mut guard = BlockSigningGuard::open(&path, make())?;
+    let mut guard = open(&path, make())?;
     assert_eq!(
         guard.last_signed(),
         Some(SignedBlock {
@@ -174,40 +195,23 @@ fn crash_after_journal_write_before_signature(make: Factory) -> TestResult {
             requested: Y
         }
     );
-    sign_ok(&mut guard, 10, X);
-    Ok(())
-}
-
-/// Captures `tracing` output of the closure (this thread only).
-fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    // The recorded decision is re-signed WITHOUT a certificate (it was verified when it was approved) ...
+    let sig = guard.sign_block(10, X, &[])?;
+    assert_valid(&sig, X, &guard.public_key());
+    // ... but a new decision needs one.
+    match guard.sign_block(11, Y, &[]) {
+        Err(GuardError::Refused(Refusal::Certificate { height: 11, .. })) => {}
+        other => panic!("expected a certificate refusal, got {other:?}"),
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&buf.0.lock().expect("log buffer")).into_owned();
-    (out, text)
+    sign_ok(&mut guard, 11, Y);
+    Ok(())
 }
 
 fn torn_last_record_is_truncated_with_a_warning(make: Factory) -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("signer.journal");
     {
-        let mut guard = BlockSigningGuard::open(&path, make())?;
+        let mut guard = open(&path, make())?;
         sign_ok(&mut guard, 5, X);
         sign_ok(&mut guard, 6, Y);
     }
@@ -215,7 +219,7 @@ fn torn_last_record_is_truncated_with_a_warning(make: Factory) -> TestResult {
     let file = std::fs::OpenOptions::new().write(true).open(&path)?;
     file.set_len(full_len - 3)?;
     drop(file);
-    let (guard, logs) = capture_logs(|| BlockSigningGuard::open(&path, make()));
+    let (guard, logs) = capture_logs(|| open(&path, make()));
     let mut guard = guard?;
     assert!(
         logs.contains("WARN") && logs.contains("torn"),
@@ -245,7 +249,8 @@ fn torn_last_record_is_truncated_with_a_warning(make: Factory) -> TestResult {
     );
     sign_ok(&mut guard, 6, Z);
     drop(guard);
-    assert_eq!(SignerJournal::open(&path)?.record_count(), 2);
+    // 5X, 6Y, then (after the torn 6Y was cut) the refusal of 5Y and the approval of 6Z.
+    assert_eq!(SignerJournal::open(&path)?.record_count(), 3);
     Ok(())
 }
 
@@ -253,17 +258,17 @@ fn corrupt_middle_record_refuses_to_open(make: Factory) -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("signer.journal");
     {
-        let mut guard = BlockSigningGuard::open(&path, make())?;
+        let mut guard = open(&path, make())?;
         sign_ok(&mut guard, 5, X);
         sign_ok(&mut guard, 6, Y);
         sign_ok(&mut guard, 7, Z);
     }
     let mut bytes = std::fs::read(&path)?;
     let first_payload = u32::from_le_bytes(bytes[8..12].try_into()?) as u64;
-    let second_record = 8 + 4 + first_payload + 8;
+    let second_record = 8 + 8 + first_payload + 8;
     bytes[second_record as usize + 10] ^= 0x40; // inside the second record's payload
     std::fs::write(&path, &bytes)?;
-    match BlockSigningGuard::open(&path, make()) {
+    match open(&path, make()) {
         Err(GuardError::Journal(JournalError::Corrupt { offset, .. })) => {
             assert_eq!(offset, second_record)
         }
@@ -321,18 +326,10 @@ fn journal_records_that_break_the_policy_refuse_to_open() -> TestResult {
     let path = dir.path().join("signer.journal");
     {
         let mut journal = SignerJournal::open(&path)?;
-        journal.append(&JournalRecord {
-            height: 7,
-            block_hash: X,
-            unix_ms: 1,
-        })?;
-        journal.append(&JournalRecord {
-            height: 5,
-            block_hash: X,
-            unix_ms: 2,
-        })?;
+        journal.append(&approval(7, X))?;
+        journal.append(&approval(5, X))?;
     }
-    match BlockSigningGuard::open(&path, software()()) {
+    match open(&path, software()()) {
         Err(GuardError::Journal(JournalError::Inconsistent { refusal, .. })) => {
             assert_eq!(
                 refusal,
@@ -352,21 +349,21 @@ fn journal_records_that_break_the_policy_refuse_to_open() -> TestResult {
 fn two_guards_cannot_share_a_journal() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("signer.journal");
-    let first = BlockSigningGuard::open(&path, software()())?;
-    match BlockSigningGuard::open(&path, software()()) {
+    let first = open(&path, software()())?;
+    match open(&path, software()()) {
         Err(GuardError::Journal(JournalError::Locked { .. })) => {}
         Err(other) => panic!("expected Locked, got {other:?}"),
         Ok(_) => panic!("a second guard on the same journal must be refused"),
     }
     drop(first);
-    BlockSigningGuard::open(&path, software()())?;
+    open(&path, software()())?;
     Ok(())
 }
 
 #[test]
 fn journal_in_a_missing_directory_is_an_io_error_naming_the_path() {
     let path = Path::new("/nonexistent-hsm-guard-test/signer.journal");
-    match BlockSigningGuard::open(path, software()()) {
+    match open(path, software()()) {
         Err(e @ GuardError::Journal(JournalError::Io { .. })) => {
             assert!(
                 e.to_string()
@@ -377,4 +374,65 @@ fn journal_in_a_missing_directory_is_an_io_error_naming_the_path() {
         Err(other) => panic!("expected Io, got {other:?}"),
         Ok(_) => panic!("must fail"),
     }
+}
+
+/// Writes a format-1 journal byte for byte as the walking skeleton did: `len || postcard(record) || sha256[..8]`.
+fn write_v1_journal(path: &Path, records: &[(u32, [u8; 32])]) -> TestResult {
+    use sha2::{Digest, Sha256};
+    #[derive(serde::Serialize)]
+    struct V1 {
+        height: u32,
+        block_hash: [u8; 32],
+        unix_ms: u64,
+    }
+    let mut out = b"FNSJRNL1".to_vec();
+    for (height, block_hash) in records {
+        let payload = postcard::to_stdvec(&V1 {
+            height: *height,
+            block_hash: *block_hash,
+            unix_ms: 1,
+        })?;
+        let len = u32::try_from(payload.len())?.to_le_bytes();
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(
+            &Sha256::new()
+                .chain_update(len)
+                .chain_update(&payload)
+                .finalize()[..8],
+        );
+    }
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+#[test]
+fn a_format_1_journal_is_migrated_and_its_watermark_still_binds() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    write_v1_journal(&path, &[(6, Y), (7, X)])?;
+    let mut guard = open(&path, software()())?;
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 7,
+            block_hash: X
+        })
+    );
+    assert_eq!(
+        refused(&mut guard, 6, Y),
+        Refusal::HeightRegression {
+            requested: 6,
+            last: 7
+        }
+    );
+    assert!(matches!(
+        refused(&mut guard, 7, Z),
+        Refusal::ConflictingHash { height: 7, .. }
+    ));
+    // The migrated approval is the last approved decision: re-signed without a certificate.
+    let sig = guard.sign_block(7, X, &[])?;
+    assert_valid(&sig, X, &guard.public_key());
+    assert!(hsm::journal_v1::v1_backup_path(&path).exists());
+    Ok(())
 }

@@ -164,7 +164,12 @@ fn data_dir_of_another_chain_is_refused() {
         ),
     )
     .unwrap();
+    // The operator verified the new config (the ceremony step), so start-up reaches the genesis check.
+    let marker = datadir.join(functionary::ceremony::VERIFIED_FILE);
+    let verified = std::fs::read(&marker).unwrap();
+    deploy::setup::reverify_member(&fed.layout, &fed.bins, 0).unwrap();
     expect_failure(&fed, &datadir, &[], &["genesis"]);
     std::fs::write(&path, good).unwrap();
+    std::fs::write(&marker, verified).unwrap();
     assert_starts_cleanly(&mut fed);
 }

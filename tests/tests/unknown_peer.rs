@@ -24,7 +24,12 @@ fn unknown_peer_is_denied_before_any_message_is_processed() -> anyhow::Result<()
             m.name, m.block_pubkey, m.peer_id, m.p2p_port
         ));
     }
-    std::fs::write(rogue.layout.datadir(0).join("federation.toml"), config)?;
+    std::fs::write(rogue.layout.datadir(0).join("federation.toml"), &config)?;
+    // A rogue skips the ceremony: it marks its own config as verified.
+    std::fs::write(
+        rogue.layout.datadir(0).join(functionary::ceremony::VERIFIED_FILE),
+        functionary::config::FederationConfig::from_toml_str(&config)?.config_hash(),
+    )?;
     rogue.start(0)?;
 
     let before = fed.height(0).unwrap_or(0);

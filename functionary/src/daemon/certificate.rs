@@ -13,14 +13,11 @@ impl ConsensusCertificateVerifier {
     pub fn new(federation: Arc<blocksigner::Federation>) -> Self {
         ConsensusCertificateVerifier { federation }
     }
+}
 
+impl hsm::CertificateVerifier for ConsensusCertificateVerifier {
     /// Ok if `certificate` decodes and carries m valid precommits for `(height, block_hash)`.
-    pub fn verify(
-        &self,
-        height: u32,
-        block_hash: [u8; 32],
-        certificate: &[u8],
-    ) -> Result<(), String> {
+    fn verify(&self, height: u32, block_hash: [u8; 32], certificate: &[u8]) -> Result<(), String> {
         let certificate =
             blocksigner::CommitCertificate::decode(certificate).map_err(|e| e.to_string())?;
         let hash = elements::BlockHash::from_byte_array(block_hash);

@@ -94,9 +94,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     };
 
     let (outcome_tx, mut outcomes) = mpsc::channel::<SignOutcome>(64);
-    let verifier = super::certificate::ConsensusCertificateVerifier::new(federation.clone());
-    let signer =
-        SignerThread::spawn(guard, verifier, outcome_tx).context("starting the signer thread")?;
+    let signer = SignerThread::spawn(guard, outcome_tx).context("starting the signer thread")?;
 
     tracing::info!(target: "daemon", member = %me, member_index, tip_height = tip.height, tip = %tip.block_hash(),
         config_hash = %federation_config.config_hash(), genesis = %params.genesis_hash(),

@@ -1,11 +1,13 @@
 //! The signer runs on its own OS thread: it owns the PKCS#11 session (not `Sync`) and the guard, and signing blocks
 //! the thread for the HSM call and the journal fsync, never the event loop.
+//!
+//! The guard itself decides whether a request may be signed: it verifies the consensus commit certificate through
+//! the verifier it was opened with ([`super::certificate::ConsensusCertificateVerifier`]), so nothing in this
+//! process reaches the HSM key without the policy.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-
-use super::certificate::ConsensusCertificateVerifier;
 
 /// A request to sign a block hash at a height.
 #[derive(Debug)]
@@ -36,23 +38,16 @@ impl SignerThread {
     /// Moves the guard onto a new thread; outcomes are sent to `outcomes`.
     pub fn spawn<S: hsm::DigestSigner + 'static>(
         mut guard: hsm::BlockSigningGuard<S>,
-        verifier: ConsensusCertificateVerifier,
         outcomes: mpsc::Sender<SignOutcome>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<SignRequest>();
         std::thread::Builder::new().name("signer".into()).spawn(move || {
             while let Ok(req) = rx.recv() {
                 let started = Instant::now();
-                let hash = req.block_hash.to_byte_array();
-                let resign = guard.last_signed().is_some_and(|last| last.height == req.height && last.block_hash == hash);
-                let certified = match (&req.certificate, resign) {
-                    (_, true) => Ok(()),
-                    (Some(certificate), false) => verifier
-                        .verify(req.height, hash, certificate)
-                        .map_err(|e| format!("refused: commit certificate: {e}")),
-                    (None, false) => Err("refused: no commit certificate for a new signing decision".to_string()),
-                };
-                let result = certified.and_then(|()| guard.sign_block(req.height, hash).map_err(|e| e.to_string()));
+                let certificate = req.certificate.as_deref().unwrap_or(&[]);
+                let result = guard
+                    .sign_block(req.height, req.block_hash.to_byte_array(), certificate)
+                    .map_err(|e| e.to_string());
                 let elapsed = started.elapsed();
                 match &result {
                     Ok(_) => tracing::debug!(target: "signer", height = req.height, hash = %req.block_hash,

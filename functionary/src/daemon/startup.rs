@@ -86,13 +86,27 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         );
     }
 
+    let interval_ms =
+        u64::try_from(federation_config.block_interval.as_millis()).unwrap_or(u64::MAX);
+    let federation = Arc::new(blocksigner::Federation {
+        params,
+        p2p_keys,
+        interval_ms,
+        round_timeout_ms: u64::try_from(federation_config.round_timeout().as_millis())
+            .unwrap_or(u64::MAX),
+    });
+    let params = &federation.params;
+
     let pin = hsm::Pin::from_file(&config.hsm.pin_file)?;
     let token = hsm::TokenConfig {
         module_path: config.hsm.module.clone(),
         token_label: config.hsm.token_label.clone(),
         key_label: config.hsm.key_label.clone(),
     };
-    let signer = hsm::Pkcs11Signer::open(&token, &pin)?;
+    let journal = config.data_dir.join("signer.journal");
+    // SoftHSM has no PIN lockout: failed logins are counted next to the journal and refused after too many.
+    let attempts = hsm::LoginAttempts::beside_journal(&journal, &config.hsm.token_label);
+    let signer = hsm::Pkcs11Signer::open_counted(&token, &pin, &attempts)?;
     let hsm_key = hsm::DigestSigner::public_key(&signer);
     if hsm_key != me.block_pubkey {
         bail!(
@@ -104,8 +118,10 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             me.name
         );
     }
-    let journal = config.data_dir.join("signer.journal");
-    let guard = hsm::BlockSigningGuard::open(&journal, signer, Box::new(super::signer_thread::AcceptAnyCertificate))
+    let verifier = Box::new(super::certificate::ConsensusCertificateVerifier::new(
+        federation.clone(),
+    ));
+    let guard = hsm::BlockSigningGuard::open(&journal, signer, verifier)
         .with_context(|| format!("signer journal {}", journal.display()))?;
 
     let store_path = config.data_dir.join("blocks");
@@ -137,14 +153,6 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             )
         })?),
     };
-    let interval_ms =
-        u64::try_from(federation_config.block_interval.as_millis()).unwrap_or(u64::MAX);
-    let federation = Arc::new(blocksigner::Federation {
-        params,
-        p2p_keys,
-        interval_ms,
-        round_timeout_ms: u64::try_from(federation_config.round_timeout().as_millis()).unwrap_or(u64::MAX),
-    });
     Ok(LoadedNode {
         federation_config,
         federation,

@@ -59,6 +59,32 @@ impl Pkcs11Signer {
     }
 }
 
+impl Pkcs11Signer {
+    /// Like [`open`](Self::open), counting failed logins in `attempts`: refuses without trying the PIN once the
+    /// maximum of consecutive failures is reached ([`HsmError::PinAttemptsExhausted`]); a wrong PIN adds one; a
+    /// successful open resets the count.
+    pub fn open_counted(
+        cfg: &TokenConfig,
+        pin: &Pin,
+        attempts: &crate::LoginAttempts,
+    ) -> Result<Self, HsmError> {
+        attempts.check(&cfg.token_label)?;
+        match Self::open(cfg, pin) {
+            Ok(signer) => {
+                attempts.record_success()?;
+                Ok(signer)
+            }
+            Err(e @ HsmError::PinIncorrect { .. }) => {
+                let failures = attempts.record_failure()?;
+                tracing::warn!(target: "hsm", token = %cfg.token_label, failures,
+                    max = attempts.max_failures(), "PIN login failed");
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl fmt::Debug for Pkcs11Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pkcs11Signer")
