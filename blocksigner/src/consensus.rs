@@ -802,6 +802,17 @@ impl Consensus {
             self.start_round(round.saturating_add(1));
             return true;
         }
+        let next_proposer = proposer_of(
+            self.state.height,
+            round.saturating_add(1),
+            self.federation.member_count(),
+        );
+        if next_proposer == self.me && self.state.precommits.total(round) >= self.threshold() {
+            // The next round's proposer does not wait for the timeout: its proposal is what the others will
+            // need first when they get there (round changes never touch safety).
+            self.start_round(round.saturating_add(1));
+            return true;
+        }
         if self.state.precommit_timeout_armed != Some(round)
             && self.state.precommits.total(round) >= self.threshold()
         {

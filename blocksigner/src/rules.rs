@@ -65,7 +65,8 @@
 //!   With `m` nil prevotes of the current round at `step = prevote`: precommit nil, `step = precommit`.
 //! * R9. **Next round**: with `m` precommits of the current round for anything, arm the precommit timeout
 //!   `now + T(r)`; when it fires in that round, start round `r + 1`. With `m` nil precommits of the current
-//!   round, start round `r + 1` at once. With messages (proposal, prevote, precommit) of some round
+//!   round, start round `r + 1` at once; so does the proposer of `r + 1` as soon as it holds `m` precommits of
+//!   round `r` (its proposal is what the others need first when they arrive). With messages (proposal, prevote, precommit) of some round
 //!   `r' > r` from [`skip_quorum`] = `n - m + 1` distinct members, start round `r'` (the largest such).
 //!
 //! Every vote is signed ([`vote_signing_bytes`]) and made durable (`Effect::Persist`, a synced write of

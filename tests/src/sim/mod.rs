@@ -539,7 +539,12 @@ impl Simulation {
 
     /// Runs to the end; Ok with a report, or the first violation with its schedule.
     pub fn run(mut self) -> Result<SimReport, Box<SimFailure>> {
-        let end = self.fault_end_time + self.config.calm_duration_ms;
+        // The calm phase always outlasts the liveness window, so a slow recovery is reported as such.
+        let calm = self
+            .config
+            .calm_duration_ms
+            .max(self.config.liveness_window_ms() + 2 * self.config.interval_ms);
+        let end = self.fault_end_time + calm;
         while let Some(((at, seq), event)) = self.queue.pop_first() {
             if at > end {
                 self.queue.insert((at, seq), event);
