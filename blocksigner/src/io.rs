@@ -10,7 +10,8 @@ use crate::record::ConsensusRecord;
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// The wall clock (unix milliseconds). Fed at least at every requested [`Effect::WakeAt`].
+    /// The wall clock (unix milliseconds). Fed at least at every requested [`Effect::WakeAt`], and before every
+    /// other input (or batch of inputs), so that timeouts armed while handling it start from the current time.
     Tick {
         /// Current time.
         now_ms: u64,

@@ -131,8 +131,12 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     loop {
         let now = now_ms();
         let ticked = now >= tick_at_ms;
+        if ticked || !inputs.is_empty() {
+            // Every batch of inputs starts with the current time: a message that starts a round must arm its
+            // timeouts from now, not from the last scheduled tick.
+            inputs.insert(0, Input::Tick { now_ms: now });
+        }
         if ticked {
-            inputs.push(Input::Tick { now_ms: now });
             tick_at_ms = now.saturating_add(tick_every_ms);
         }
         for input in inputs.drain(..) {

@@ -162,7 +162,8 @@ impl SimConfig {
         self.n.saturating_sub(self.m)
     }
 
-    /// How long after the faults stop a new final block must appear: two intervals without Byzantine members;
+    /// How long after the faults stop a new final block must appear: two intervals (plus two base round timeouts)
+    /// without Byzantine members;
     /// with `b` of them, `b + 1` more maximal failing rounds (each may propose and withhold, and locks they
     /// split need one more round with an honest proposer holding the newest polka).
     pub fn liveness_window_ms(&self) -> u64 {
@@ -172,7 +173,8 @@ impl SimConfig {
         } else {
             self.byzantine as u64 + 1
         };
-        2 * self.interval_ms + byzantine_rounds * max_round
+        // Two intervals, plus two base timeouts of slack for members whose timeouts grew during the faults.
+        2 * self.interval_ms + 2 * self.round_timeout_ms + byzantine_rounds * max_round
     }
 }
 
@@ -838,6 +840,13 @@ impl Simulation {
                     "member {member} FINAL h{height} {}",
                     hash8(&block_hash)
                 ));
+            }
+            ConsensusEvent::Voted { kind, height, round, block_hash } => {
+                let value = block_hash.as_ref().map_or("nil".to_string(), hash8);
+                self.log(format!("member {member} votes {kind:?} h{height} r{round} {value}"));
+            }
+            ConsensusEvent::ProposalAccepted { from, height, round, block_hash } => {
+                self.log(format!("member {member} accepted proposal h{height} r{round} {} from {from}", hash8(&block_hash)));
             }
             ConsensusEvent::Rejected { from, reason } => {
                 self.log(format!(
