@@ -76,6 +76,11 @@ impl Consensus {
         let mut state = HeightState::new(height);
         if let Some(record) = record.filter(|record| record.height == height) {
             state.restore(record);
+            // If we voted in a round, we were past its proposal: as its proposer we already proposed, and a
+            // second (different) proposal after a restart would be equivocation. Others time out instead.
+            if state.my_prevote.is_some() || state.my_precommit.is_some() {
+                state.proposed_round = Some(state.round);
+            }
             // Our own durable votes count for us again (others may never re-send theirs to us).
             for (kind, cast) in [
                 (VoteKind::Prevote, state.my_prevote.clone()),

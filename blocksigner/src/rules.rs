@@ -184,7 +184,8 @@ pub const MAX_LATENESS: u32 = 64;
 
 /// The timeout of round `round` for a member whose lateness is `lateness` (R3).
 pub fn round_timeout_ms(base_ms: u64, round: u32, lateness: u32) -> u64 {
-    let factor = (u64::from(round) + 1).min(TIMEOUT_GROWTH_CAP) + u64::from(lateness.min(MAX_LATENESS));
+    let factor =
+        (u64::from(round) + 1).min(TIMEOUT_GROWTH_CAP) + u64::from(lateness.min(MAX_LATENESS));
     base_ms.max(1).saturating_mul(factor)
 }
 

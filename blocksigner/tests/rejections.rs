@@ -1,50 +1,48 @@
-//! One member's state machine fed crafted inputs: invalid and forged messages are rejected (and not counted),
-//! the signer journal's lock is honoured, catch-up validates what it stores.
+//! One member's state machine fed crafted inputs: every `Rejection` protocol v3 can produce is triggered by
+//! its offending input and reported exactly (reason and blamed sender), rejected inputs are not counted,
+//! and the signer journal's hash is the only one signed at its height.
 
 mod common;
 
-use blocksigner::rules::{proposer_of, round_at};
-use blocksigner::{
-    BlockSignature, Consensus, ConsensusEvent, ConsensusMessage, Effect, Input, Precommit,
-    Proposal, Rejection, Status,
+use blocksigner::rules::{
+    proposer_of, MAX_FUTURE_MESSAGES_PER_MEMBER, MAX_PENDING_SIGNATURES_PER_MEMBER,
 };
-use common::{p2p_secret, sign_with, Fixture, INTERVAL_MS, START_MS};
+use blocksigner::{
+    BlockSignature, CertificateSignature, Commit, CommitCertificate, Consensus, ConsensusEvent,
+    ConsensusMessage, Effect, Input, Proposal, Rejection, Status, Vote, VoteKind,
+};
+use common::{p2p_secret, Fixture, GENESIS_TIME, START_MS};
 
 const N: usize = 4;
 const M: usize = 3;
-const TIME: u32 = (START_MS / 1000) as u32;
+/// The member under test: not the proposer of round 0 at height 1 (member 1).
+const ME: usize = 0;
+/// The block time of height 1 for a member whose first tick is START_MS (the next slot boundary, in seconds).
+const TIME: u32 = (START_MS / 1000 + 1) as u32;
 
-/// A member under test, ticked at START_MS; the round's proposer is someone else (the next round's proposer is
-/// the member under test).
 struct Harness {
     fixture: Fixture,
-    me: usize,
     consensus: Consensus,
-    round: u64,
-    proposer: usize,
 }
 
 impl Harness {
-    fn new(last_signed: Option<(u32, elements::BlockHash)>) -> Self {
+    fn new() -> Self {
+        Self::with_journal(None)
+    }
+
+    fn with_journal(last_signed: Option<(u32, elements::BlockHash)>) -> Self {
         let fixture = Fixture::new(N, M);
-        let round = round_at(START_MS, INTERVAL_MS);
-        let proposer = proposer_of(round, N);
-        let me = (proposer + 1) % N;
-        let mut consensus = fixture.consensus(me, fixture.genesis().header, last_signed);
+        let mut consensus = fixture.consensus(ME, fixture.genesis().header, None, last_signed);
         let effects = consensus.handle(Input::Tick { now_ms: START_MS });
         assert!(effects
             .iter()
             .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::Status(_)))));
-        assert!(effects
-            .iter()
-            .any(|e| matches!(e, Effect::WakeAt { at_ms } if *at_ms == (round + 1) * INTERVAL_MS)));
-        Harness {
-            fixture,
-            me,
-            consensus,
-            round,
-            proposer,
-        }
+        assert_eq!(proposer_of(1, 0, N), 1);
+        Harness { fixture, consensus }
+    }
+
+    fn genesis_hash(&self) -> elements::BlockHash {
+        self.fixture.params().genesis_hash()
     }
 
     /// A valid child of genesis with block time `time`.
@@ -52,51 +50,76 @@ impl Harness {
         chain::build_block(self.fixture.params(), &self.fixture.genesis().header, time)
     }
 
-    /// A proposal for height 1 signed by `round`'s proposer.
-    fn proposal(&self, round: u64, block: elements::Block) -> ConsensusMessage {
-        ConsensusMessage::Proposal(self.signed_proposal(
+    /// A proposal at height 1 signed by `signer`.
+    fn proposal(&self, round: u32, block: elements::Block, signer: usize) -> Proposal {
+        Proposal::sign(
+            &self.genesis_hash(),
             1,
             round,
+            None,
             block,
             START_MS,
-            proposer_of(round, N),
-        ))
-    }
-
-    /// A proposal signed with `signer`'s p2p key.
-    fn signed_proposal(
-        &self,
-        height: u32,
-        round: u64,
-        block: elements::Block,
-        proposed_at_ms: u64,
-        signer: usize,
-    ) -> Proposal {
-        let genesis = self.fixture.params().genesis_hash();
-        Proposal::sign(
-            &genesis,
-            height,
-            round,
-            block,
-            proposed_at_ms,
             &p2p_secret(signer),
         )
     }
 
-    fn precommit(&self, member: usize, round: u64, hash: elements::BlockHash) -> Precommit {
-        let genesis = self.fixture.params().genesis_hash();
-        Precommit::sign(&genesis, 1, round, hash, member as u16, &p2p_secret(member))
+    fn vote(
+        &self,
+        kind: VoteKind,
+        height: u32,
+        round: u32,
+        hash: Option<elements::BlockHash>,
+        member: usize,
+    ) -> Vote {
+        Vote::sign(
+            &self.genesis_hash(),
+            kind,
+            height,
+            round,
+            hash,
+            u16::try_from(member).expect("small"),
+            &p2p_secret(member),
+        )
     }
 
-    fn send(&mut self, from: usize, message: ConsensusMessage) -> Vec<Effect> {
+    /// A certificate of precommits by `members` for `hash` at (1, round).
+    fn certificate(
+        &self,
+        round: u32,
+        hash: elements::BlockHash,
+        members: &[usize],
+    ) -> CommitCertificate {
+        CommitCertificate {
+            height: 1,
+            round,
+            block_hash: hash,
+            precommits: members
+                .iter()
+                .map(|member| {
+                    let vote = self.vote(VoteKind::Precommit, 1, round, Some(hash), *member);
+                    (
+                        vote.member,
+                        CertificateSignature::from_bytes(&vote.signature),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// `block` with the block signatures of `members` attached.
+    fn signed(&self, block: &elements::Block, members: &[usize]) -> elements::Block {
+        let signatures: Vec<(usize, Vec<u8>)> = members
+            .iter()
+            .map(|m| (*m, self.fixture.sign(*m, &block.header)))
+            .collect();
+        let mut signed = block.clone();
+        chain::attach_signatures(self.fixture.params(), &mut signed.header, &signatures)
+            .expect("attach");
+        signed
+    }
+
+    fn deliver(&mut self, from: usize, message: ConsensusMessage) -> Vec<Effect> {
         self.consensus.handle(Input::Message { from, message })
-    }
-
-    /// The members other than me and the proposer.
-    fn others(&self) -> Vec<usize> {
-        (0..N)
-            .filter(|m| *m != self.me && *m != self.proposer)
-            .collect()
     }
 }
 
@@ -112,21 +135,25 @@ fn rejections(effects: &[Effect]) -> Vec<(usize, Rejection)> {
         .collect()
 }
 
-fn precommits(effects: &[Effect]) -> Vec<Precommit> {
+fn votes(effects: &[Effect]) -> Vec<Vote> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Broadcast(ConsensusMessage::Precommit(p)) => Some(p.clone()),
+            Effect::Broadcast(ConsensusMessage::Vote(v)) => Some(v.clone()),
             _ => None,
         })
         .collect()
 }
 
-fn sign_requests(effects: &[Effect]) -> Vec<(u32, elements::BlockHash)> {
+fn sign_requests(effects: &[Effect]) -> Vec<(u32, elements::BlockHash, Option<CommitCertificate>)> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::SignBlock { height, block_hash } => Some((*height, *block_hash)),
+            Effect::SignBlock {
+                height,
+                block_hash,
+                certificate,
+            } => Some((*height, *block_hash, certificate.clone())),
             _ => None,
         })
         .collect()
@@ -136,728 +163,957 @@ fn stored(effects: &[Effect]) -> Vec<elements::Block> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::StoreBlock(block) => Some(block.clone()),
+            Effect::StoreBlock(b) => Some(b.clone()),
             _ => None,
         })
         .collect()
 }
 
+/// Asserts that `effects` reject exactly once, with `expected`, blamed on `from`, and that the input did
+/// nothing else observable (no vote, no store, no signing request).
+fn assert_only_rejection(effects: &[Effect], from: usize, expected: Rejection) {
+    assert_eq!(rejections(effects), vec![(from, expected)], "{effects:?}");
+    assert!(votes(effects).is_empty(), "no vote: {effects:?}");
+    assert!(stored(effects).is_empty());
+    assert!(sign_requests(effects).is_empty());
+}
+
+/// R5/R6: a proposal with an invalid block is rejected with `expected`, remembered as invalid, and the
+/// member prevotes nil in the round (never the block).
+fn assert_rejected_and_prevoted_nil(effects: &[Effect], from: usize, expected: Rejection) {
+    assert_eq!(rejections(effects), vec![(from, expected)], "{effects:?}");
+    let cast = votes(effects);
+    assert_eq!(cast.len(), 1, "{effects:?}");
+    assert_eq!(
+        (cast[0].kind, cast[0].block_hash),
+        (VoteKind::Prevote, None)
+    );
+    assert!(stored(effects).is_empty() && sign_requests(effects).is_empty());
+}
+
 #[test]
-fn valid_proposal_is_precommitted_with_a_verifiable_signature() {
-    let mut h = Harness::new(None);
+fn a_valid_proposal_is_prevoted_with_a_verifiable_signature() {
+    let mut h = Harness::new();
     let block = h.block(TIME);
     let hash = block.block_hash();
-    let effects = h.send(h.proposer, h.proposal(h.round, block));
-    assert!(rejections(&effects).is_empty());
-    let sent = precommits(&effects);
-    assert_eq!(sent.len(), 1);
-    let precommit = &sent[0];
-    assert_eq!(
-        (precommit.height, precommit.round, precommit.block_hash),
-        (1, h.round, hash)
-    );
-    assert_eq!(usize::from(precommit.member), h.me);
-    let genesis = h.fixture.params().genesis_hash();
-    assert!(precommit.verify(&genesis, &p2p_secret(h.me).verifying_key()));
-    assert!(!precommit.verify(&genesis, &p2p_secret(h.proposer).verifying_key()));
-    // A duplicate delivery changes nothing.
-    let again = h.send(h.proposer, h.proposal(h.round, h.block(TIME)));
-    assert!(again.is_empty(), "duplicate proposal ignored: {again:?}");
-}
-
-#[test]
-fn proposals_without_the_proposers_signature_are_rejected() {
-    let mut h = Harness::new(None);
-    let proposer = h.proposer;
-    let bad_signature = |h: &Harness| Rejection::BadProposalSignature {
-        round: h.round,
-        proposer: h.proposer,
-    };
-    let valid = h.signed_proposal(1, h.round, h.block(TIME), START_MS, proposer);
-
-    // Garbage and a flipped bit.
-    let mut garbage = valid.clone();
-    garbage.signature = [7u8; 64];
-    let mut flipped = valid.clone();
-    flipped.signature[10] ^= 1;
-    // Signed by another member's key (the sender is still the round's proposer).
-    let foreign = h.signed_proposal(1, h.round, h.block(TIME), START_MS, h.others()[0]);
-    // Valid signatures replayed with a changed round, height or proposed_at_ms.
-    let mut other_round = valid.clone();
-    other_round.round = h.round + u64::try_from(N).expect("small");
-    assert_eq!(proposer_of(other_round.round, N), proposer);
-    let mut other_time = valid.clone();
-    other_time.proposed_at_ms += 1;
-    let mut other_height = h.signed_proposal(2, h.round, h.block(TIME), START_MS, proposer);
-    other_height.height = 1;
-    // A valid signature moved onto another block.
-    let mut other_block = valid.clone();
-    other_block.block = h.block(TIME + 1);
-
-    for (what, proposal) in [
-        ("garbage", garbage),
-        ("flipped bit", flipped),
-        ("foreign key", foreign),
-        ("other round", other_round.clone()),
-        ("other proposed_at_ms", other_time),
-        ("other height", other_height),
-        ("other block", other_block),
-    ] {
-        let round = proposal.round;
-        let effects = h.send(proposer, ConsensusMessage::Proposal(proposal));
-        if round == h.round {
-            assert_eq!(
-                rejections(&effects),
-                vec![(proposer, bad_signature(&h))],
-                "{what}"
-            );
-        } else {
-            // Replayed into a later round: rejected by the clock window before its signature is checked,
-            // and once that round is current, by its signature.
-            assert!(
-                matches!(
-                    rejections(&effects)[..],
-                    [(_, Rejection::RoundOutOfWindow { .. })]
-                ),
-                "{what}: {effects:?}"
-            );
-        }
-        assert!(precommits(&effects).is_empty(), "{what}: not precommitted");
-        assert_eq!(h.consensus.status().proposals, 0, "{what}: not held");
-        assert!(rejections(&effects)
-            .iter()
-            .all(|(_, r)| r.is_misbehaviour() || matches!(r, Rejection::RoundOutOfWindow { .. })));
-    }
-
-    // The round replay once that round is current (a tick into it): rejected by its signature.
-    let later = other_round.round;
-    let mut replay_harness = Harness::new(None);
-    replay_harness.consensus.handle(Input::Tick {
-        now_ms: later * INTERVAL_MS + 1,
-    });
-    let effects = replay_harness.send(proposer, ConsensusMessage::Proposal(other_round));
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            proposer,
-            Rejection::BadProposalSignature {
-                round: later,
-                proposer
-            }
-        )]
-    );
-    assert!(precommits(&effects).is_empty());
-
-    // The correctly signed original is accepted and precommitted.
-    let effects = h.send(proposer, ConsensusMessage::Proposal(valid));
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
     assert!(rejections(&effects).is_empty(), "{effects:?}");
-    assert_eq!(precommits(&effects).len(), 1);
-    assert_eq!(h.consensus.status().proposals, 1);
+    let cast = votes(&effects);
+    assert_eq!(cast.len(), 1);
+    assert_eq!(cast[0].kind, VoteKind::Prevote);
+    assert_eq!((cast[0].height, cast[0].round), (1, 0));
+    assert_eq!(cast[0].block_hash, Some(hash));
+    assert!(cast[0].verify(&h.genesis_hash(), &p2p_secret(ME).verifying_key()));
+    // Persisted before it is broadcast.
+    let persist = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Persist(r) if r.prevote.as_ref().is_some_and(|v| v.block_hash == Some(hash))))
+        .expect("persisted");
+    let broadcast = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Broadcast(ConsensusMessage::Vote(_))))
+        .expect("broadcast");
+    assert!(persist < broadcast);
 }
 
 #[test]
-fn proposal_from_the_wrong_proposer_is_rejected() {
-    let mut h = Harness::new(None);
-    let wrong = h.others()[0];
-    let effects = h.send(wrong, h.proposal(h.round, h.block(TIME)));
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            wrong,
-            Rejection::WrongProposer {
-                round: h.round,
-                expected: h.proposer,
-                from: wrong
-            }
-        )]
+fn proposal_from_the_wrong_proposer() {
+    let mut h = Harness::new();
+    let proposal = h.proposal(0, h.block(TIME), 2);
+    let effects = h.deliver(2, ConsensusMessage::Proposal(proposal));
+    assert_only_rejection(
+        &effects,
+        2,
+        Rejection::WrongProposer {
+            round: 0,
+            expected: 1,
+            from: 2,
+        },
     );
-    assert!(precommits(&effects).is_empty());
-    assert_eq!(h.consensus.status().proposals, 0);
+    assert!(Rejection::WrongProposer {
+        round: 0,
+        expected: 1,
+        from: 2
+    }
+    .is_misbehaviour());
 }
 
 #[test]
-fn proposals_outside_the_rules_are_rejected() {
-    let mut h = Harness::new(None);
-    // Two rounds ahead: outside the clock-skew window (sent by that round's proposer).
-    let far = h.round + 2;
-    let effects = h.send(proposer_of(far, N), h.proposal(far, h.block(TIME)));
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            proposer_of(far, N),
-            Rejection::RoundOutOfWindow {
-                round: far,
-                current: h.round
-            }
-        )]
+fn proposal_with_a_bad_signature() {
+    let mut h = Harness::new();
+    // Signed by another member's key, sent by the right proposer.
+    let proposal = h.proposal(0, h.block(TIME), 2);
+    let effects = h.deliver(1, ConsensusMessage::Proposal(proposal));
+    let expected = Rejection::BadProposalSignature {
+        round: 0,
+        proposer: 1,
+    };
+    assert_only_rejection(&effects, 1, expected.clone());
+    // Signed correctly, then a signed field changed.
+    let mut tampered = h.proposal(0, h.block(TIME), 1);
+    tampered.proposed_at_ms += 1;
+    let effects = h.deliver(1, ConsensusMessage::Proposal(tampered));
+    assert_only_rejection(&effects, 1, expected.clone());
+    let mut tampered = h.proposal(0, h.block(TIME), 1);
+    tampered.valid_round = Some(0);
+    tampered.round = 1;
+    let effects = h.deliver(2, ConsensusMessage::Proposal(tampered));
+    assert_only_rejection(
+        &effects,
+        2,
+        Rejection::BadProposalSignature {
+            round: 1,
+            proposer: 2,
+        },
     );
-
-    // A block on another parent.
-    let mut other_parent = h.fixture.genesis().header;
-    other_parent.time += 1;
-    let orphan = chain::build_block(h.fixture.params(), &other_parent, TIME);
-    let effects = h.send(h.proposer, h.proposal(h.round, orphan));
-    assert!(
-        matches!(
-            rejections(&effects)[..],
-            [(_, Rejection::WrongParent { .. })]
-        ),
-        "{effects:?}"
+    // The untampered proposal is still accepted afterwards.
+    let effects = h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, h.block(TIME), 1)),
     );
+    assert!(rejections(&effects).is_empty());
+    assert_eq!(votes(&effects).len(), 1);
+}
 
-    // A block chain::validate_proposal refuses (time before the parent's).
-    let early = h.block(common::GENESIS_TIME - 1);
-    let effects = h.send(h.proposer, h.proposal(h.round, early));
-    assert!(
-        matches!(
-            rejections(&effects)[..],
-            [(_, Rejection::InvalidProposal(_))]
-        ),
-        "{effects:?}"
-    );
-
-    // A message height that does not match the block's.
-    let mut wrong_height = h.block(TIME);
-    wrong_height.header.height = 2;
-    let effects = h.send(h.proposer, h.proposal(h.round, wrong_height));
-    assert_eq!(
-        rejections(&effects)[0].1,
+#[test]
+fn proposal_whose_block_has_another_height() {
+    let mut h = Harness::new();
+    let block1 = h.block(TIME);
+    let block2 = chain::build_block(h.fixture.params(), &block1.header, TIME);
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block2, 1)));
+    assert_rejected_and_prevoted_nil(
+        &effects,
+        1,
         Rejection::HeightMismatch {
             message_height: 1,
-            block_height: 2
+            block_height: 2,
+        },
+    );
+}
+
+#[test]
+fn proposal_on_the_wrong_parent() {
+    let mut h = Harness::new();
+    let mut other_parent = h.fixture.genesis().header;
+    other_parent.time += 1;
+    let block = chain::build_block(h.fixture.params(), &other_parent, TIME);
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
+    assert_rejected_and_prevoted_nil(
+        &effects,
+        1,
+        Rejection::WrongParent {
+            expected: h.genesis_hash(),
+            got: other_parent.block_hash(),
+        },
+    );
+}
+
+#[test]
+fn invalid_proposals_are_rejected_and_prevoted_nil() {
+    let mut h = Harness::new();
+    // A block time before its parent's.
+    let block = h.block(GENESIS_TIME - 1);
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
+    let rejected = rejections(&effects);
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        matches!(&rejected[0], (1, Rejection::InvalidProposal(reason)) if reason.contains("time")),
+        "{rejected:?}"
+    );
+    // R5: an invalid proposal is remembered, and R6 prevotes nil on it.
+    let cast = votes(&effects);
+    assert_eq!(cast.len(), 1, "{effects:?}");
+    assert_eq!(cast[0].block_hash, None);
+    // Another malformation: the block's merkle root does not match.
+    let mut h = Harness::new();
+    let mut block = h.block(TIME);
+    block.header.merkle_root = elements::TxMerkleNode::from_byte_array([7; 32]);
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
+    assert!(matches!(
+        rejections(&effects).as_slice(),
+        [(1, Rejection::InvalidProposal(_))]
+    ));
+}
+
+#[test]
+fn proposal_with_a_block_from_the_future() {
+    let mut h = Harness::new();
+    let time =
+        u32::try_from((START_MS + blocksigner::rules::MAX_CLOCK_SKEW_MS) / 1000 + 1).expect("time");
+    let effects = h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, h.block(time), 1)),
+    );
+    assert_rejected_and_prevoted_nil(
+        &effects,
+        1,
+        Rejection::BlockFromTheFuture {
+            time,
+            now_ms: START_MS,
+        },
+    );
+    // Just inside the allowed skew is fine.
+    let mut h = Harness::new();
+    let effects = h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, h.block(time - 1), 1)),
+    );
+    assert!(rejections(&effects).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn a_second_different_proposal_in_a_round_is_equivocation() {
+    let mut h = Harness::new();
+    let first = h.block(TIME);
+    let effects = h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, first.clone(), 1)),
+    );
+    assert!(rejections(&effects).is_empty());
+    let effects = h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, h.block(TIME - 1), 1)),
+    );
+    assert_only_rejection(&effects, 1, Rejection::EquivocatingProposal { round: 0 });
+    // The same proposal again is a harmless duplicate.
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, first, 1)));
+    assert!(rejections(&effects).is_empty());
+    assert!(votes(&effects).is_empty(), "one prevote per round");
+}
+
+#[test]
+fn member_fields_out_of_range_or_not_the_sender() {
+    let mut h = Harness::new();
+    let hash = h.block(TIME).block_hash();
+    let mut vote = h.vote(VoteKind::Prevote, 1, 0, Some(hash), 2);
+    vote.member = 9;
+    let effects = h.deliver(2, ConsensusMessage::Vote(vote));
+    assert_only_rejection(&effects, 2, Rejection::MemberOutOfRange { member: 9 });
+
+    let vote = h.vote(VoteKind::Precommit, 1, 0, Some(hash), 3);
+    let effects = h.deliver(2, ConsensusMessage::Vote(vote));
+    assert_only_rejection(
+        &effects,
+        2,
+        Rejection::MemberMismatch { member: 3, from: 2 },
+    );
+
+    let signature = BlockSignature {
+        height: 1,
+        block_hash: hash,
+        member: 3,
+        signature: vec![0x30, 1],
+    };
+    let effects = h.deliver(2, ConsensusMessage::BlockSignature(signature.clone()));
+    assert_only_rejection(
+        &effects,
+        2,
+        Rejection::MemberMismatch { member: 3, from: 2 },
+    );
+    let effects = h.deliver(
+        2,
+        ConsensusMessage::BlockSignature(BlockSignature {
+            member: 4,
+            ..signature
+        }),
+    );
+    assert_only_rejection(&effects, 2, Rejection::MemberOutOfRange { member: 4 });
+}
+
+#[test]
+fn votes_with_bad_signatures_are_rejected_and_not_counted() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+        for member in 1..N {
+            // Signed by the wrong key.
+            let mut vote = h.vote(kind, 1, 0, Some(hash), (member % 3) + 1);
+            vote.member = u16::try_from(member).expect("small");
+            if member == (member % 3) + 1 {
+                vote.signature[0] ^= 1;
+            }
+            let effects = h.deliver(member, ConsensusMessage::Vote(vote));
+            assert_only_rejection(
+                &effects,
+                member,
+                Rejection::BadVoteSignature {
+                    kind,
+                    member: u16::try_from(member).expect("small"),
+                },
+            );
         }
-    );
-    assert_eq!(h.consensus.status().proposals, 0);
-    assert_eq!(h.consensus.status().best_precommit_count, 0);
-
-    // Equivocation: a second, different block in the same round.
-    let effects = h.send(h.proposer, h.proposal(h.round, h.block(TIME)));
-    assert_eq!(precommits(&effects).len(), 1);
-    let effects = h.send(h.proposer, h.proposal(h.round, h.block(TIME + 1)));
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            h.proposer,
-            Rejection::EquivocatingProposal { round: h.round }
-        )]
-    );
-    assert!(precommits(&effects).is_empty());
-
-    // An unknown sender index.
-    let effects = h.send(N + 3, h.proposal(h.round, h.block(TIME)));
-    assert_eq!(
-        rejections(&effects),
-        vec![(N + 3, Rejection::UnknownSender { from: N + 3 })]
-    );
-}
-
-#[test]
-fn bad_and_forged_precommits_are_rejected_and_not_counted() {
-    let mut h = Harness::new(None);
-    let block = h.block(TIME);
-    let hash = block.block_hash();
-    let effects = h.send(h.proposer, h.proposal(h.round, block));
-    assert_eq!(precommits(&effects).len(), 1, "own precommit: count 1");
-    let [a, b] = h.others()[..] else {
-        panic!("two other members")
-    };
-
-    // Bad signature: a flipped bit.
-    let mut bad = h.precommit(a, h.round, hash);
-    bad.signature[10] ^= 1;
-    let effects = h.send(a, ConsensusMessage::Precommit(bad));
-    assert_eq!(
-        rejections(&effects),
-        vec![(a, Rejection::BadPrecommitSignature { member: a as u16 })]
-    );
-
-    // Bad signature: made with another member's key.
-    let mut wrong_key = h.precommit(b, h.round, hash);
-    wrong_key.member = a as u16;
-    let effects = h.send(a, ConsensusMessage::Precommit(wrong_key));
-    assert_eq!(
-        rejections(&effects),
-        vec![(a, Rejection::BadPrecommitSignature { member: a as u16 })]
-    );
-
-    // Forged member index: b's valid precommit sent by a.
-    let forged = h.precommit(b, h.round, hash);
-    let effects = h.send(a, ConsensusMessage::Precommit(forged));
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            a,
-            Rejection::MemberMismatch {
-                member: b as u16,
-                from: a
-            }
-        )]
-    );
-
-    // Member index out of range.
-    let mut out_of_range = h.precommit(a, h.round, hash);
-    out_of_range.member = 9;
-    let effects = h.send(a, ConsensusMessage::Precommit(out_of_range));
-    assert_eq!(
-        rejections(&effects),
-        vec![(a, Rejection::MemberOutOfRange { member: 9 })]
-    );
-
-    // None of these counted: still only our own precommit.
-    assert_eq!(h.consensus.status().best_precommit_count, 1);
-
-    // One valid precommit: 2 of 3, no certificate yet.
-    let effects = h.send(
-        a,
-        ConsensusMessage::Precommit(h.precommit(a, h.round, hash)),
-    );
+    }
+    // m forged precommits plus the proposal: nothing decided, nothing signed.
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
     assert!(sign_requests(&effects).is_empty());
-    assert_eq!(h.consensus.status().best_precommit_count, 2);
-    // Equivocation by a: another block in the same round is not counted.
-    let other = h.block(TIME + 5).block_hash();
-    let effects = h.send(
-        a,
-        ConsensusMessage::Precommit(h.precommit(a, h.round, other)),
-    );
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            a,
-            Rejection::EquivocatingPrecommit {
-                member: a as u16,
-                round: h.round
-            }
-        )]
-    );
-    // The third valid precommit makes the certificate: sign once, locked.
-    let effects = h.send(
-        b,
-        ConsensusMessage::Precommit(h.precommit(b, h.round, hash)),
-    );
-    assert_eq!(sign_requests(&effects), vec![(1, hash)]);
-    assert_eq!(h.consensus.status().locked, Some(hash));
-    assert_eq!(h.consensus.last_signed(), Some((1, hash)));
-    let effects = h.send(
-        h.proposer,
-        ConsensusMessage::Precommit(h.precommit(h.proposer, h.round, hash)),
-    );
-    assert!(
-        sign_requests(&effects).is_empty(),
-        "SignBlock is emitted once"
-    );
+    assert_eq!(h.consensus.status().best_precommit_count, 0);
+    assert_eq!(h.consensus.status().best_prevote_count, 1, "only our own");
+    assert_eq!(h.consensus.status().decided, None);
 }
 
 #[test]
-fn block_signatures_by_non_members_or_for_others_are_rejected() {
-    let mut h = Harness::new(None);
+fn a_second_different_vote_in_a_round_is_equivocation() {
+    let mut h = Harness::new();
+    let x = h.block(TIME).block_hash();
+    let y = h.block(TIME - 1).block_hash();
+    for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+        let effects = h.deliver(2, ConsensusMessage::Vote(h.vote(kind, 1, 0, Some(x), 2)));
+        assert!(rejections(&effects).is_empty());
+        // The same vote again is a duplicate, not equivocation.
+        let effects = h.deliver(2, ConsensusMessage::Vote(h.vote(kind, 1, 0, Some(x), 2)));
+        assert!(rejections(&effects).is_empty());
+        for other in [Some(y), None] {
+            let effects = h.deliver(2, ConsensusMessage::Vote(h.vote(kind, 1, 0, other, 2)));
+            assert_only_rejection(
+                &effects,
+                2,
+                Rejection::EquivocatingVote {
+                    kind,
+                    member: 2,
+                    round: 0,
+                },
+            );
+        }
+        // A vote in another round is not equivocation.
+        let effects = h.deliver(2, ConsensusMessage::Vote(h.vote(kind, 1, 1, Some(y), 2)));
+        assert!(rejections(&effects).is_empty());
+    }
+    // The first vote stays counted: one for x.
+    assert_eq!(h.consensus.status().best_precommit_count, 1);
+}
+
+#[test]
+fn bad_commit_certificates_are_rejected() {
+    let mut h = Harness::new();
     let block = h.block(TIME);
     let hash = block.block_hash();
-    h.send(h.proposer, h.proposal(h.round, block.clone()));
-    let [a, b] = h.others()[..] else {
-        panic!("two other members")
+    let commit = |certificate| {
+        ConsensusMessage::Commit(Commit {
+            certificate,
+            block: block.clone(),
+        })
     };
-
-    // A key outside the federation.
-    let outsider = secp256k1::SecretKey::from_slice(&[0x77; 32]).expect("key");
-    let signature = sign_with(&outsider, &block.header);
-    let message = BlockSignature {
-        height: 1,
-        block_hash: hash,
-        member: a as u16,
-        signature,
+    let bad = |effects: &[Effect], needle: &str| {
+        let rejected = rejections(effects);
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(
+            matches!(&rejected[0], (2, Rejection::BadCertificate(reason)) if reason.contains(needle)),
+            "expected {needle:?} in {rejected:?}"
+        );
+        assert!(votes(effects).is_empty() && sign_requests(effects).is_empty());
     };
-    let effects = h.send(a, ConsensusMessage::BlockSignature(message));
-    assert!(
-        matches!(&rejections(&effects)[..], [(from, Rejection::BadBlockSignature { member, .. })] if *from == a && usize::from(*member) == a),
-        "{effects:?}"
+    // A forged precommit signature.
+    let mut forged = h.certificate(0, hash, &[0, 1, 2]);
+    forged.precommits[1].1 .0[5] ^= 1;
+    bad(&h.deliver(2, commit(forged)), "member 1 does not verify");
+    // A precommit by another key in member 3's place.
+    let mut swapped = h.certificate(0, hash, &[0, 1, 2]);
+    swapped.precommits[2].0 = 3;
+    bad(&h.deliver(2, commit(swapped)), "member 3 does not verify");
+    // Too few.
+    bad(
+        &h.deliver(2, commit(h.certificate(0, hash, &[1, 2]))),
+        "2 precommits, 3 needed",
     );
+    // Unordered and duplicate members.
+    bad(
+        &h.deliver(2, commit(h.certificate(0, hash, &[2, 1, 3]))),
+        "member 1 out of order",
+    );
+    bad(
+        &h.deliver(2, commit(h.certificate(0, hash, &[1, 2, 2]))),
+        "member 2 out of order or twice",
+    );
+    // A member outside the federation.
+    let mut unknown = h.certificate(0, hash, &[0, 1, 2]);
+    unknown.precommits.push((9, unknown.precommits[0].1));
+    bad(&h.deliver(2, commit(unknown)), "names member 9");
+    // Wrong subject: a valid certificate for another block.
+    let other = h.block(TIME - 1).block_hash();
+    bad(
+        &h.deliver(2, commit(h.certificate(0, other, &[0, 1, 2]))),
+        "is for height 1 block",
+    );
+    // A valid certificate whose round differs from the signed one does not verify either.
+    let mut wrong_round = h.certificate(0, hash, &[0, 1, 2]);
+    wrong_round.round = 1;
+    bad(&h.deliver(2, commit(wrong_round)), "does not verify");
+    assert_eq!(h.consensus.status().decided, None);
+    // The valid certificate decides and asks to sign with it.
+    let certificate = h.certificate(3, hash, &[1, 2, 3]);
+    let effects = h.deliver(2, commit(certificate.clone()));
+    assert!(rejections(&effects).is_empty(), "{effects:?}");
+    assert_eq!(sign_requests(&effects), vec![(1, hash, Some(certificate))]);
+}
 
-    // Member b's real signature claimed by a.
-    let signature = h.fixture.sign(b, &block.header);
-    let message = BlockSignature {
+#[test]
+fn block_signatures_that_do_not_verify() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, block.clone(), 1)),
+    );
+    // Member 3's key signing, claimed by member 2.
+    let signature = BlockSignature {
         height: 1,
         block_hash: hash,
-        member: a as u16,
-        signature: signature.clone(),
+        member: 2,
+        signature: h.fixture.sign(3, &block.header),
     };
-    let effects = h.send(a, ConsensusMessage::BlockSignature(message));
+    let effects = h.deliver(2, ConsensusMessage::BlockSignature(signature));
+    let rejected = rejections(&effects);
+    assert_eq!(rejected.len(), 1);
     assert!(
         matches!(
-            &rejections(&effects)[..],
-            [(_, Rejection::BadBlockSignature { .. })]
+            &rejected[0],
+            (2, Rejection::BadBlockSignature { member: 2, .. })
+        ),
+        "{rejected:?}"
+    );
+    // A buffered signature (block not held yet) is checked when the block arrives.
+    let mut h = Harness::new();
+    let garbage = BlockSignature {
+        height: 1,
+        block_hash: hash,
+        member: 3,
+        signature: vec![0x30, 0x02, 0x01],
+    };
+    let effects = h.deliver(3, ConsensusMessage::BlockSignature(garbage));
+    assert!(rejections(&effects).is_empty(), "buffered");
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
+    assert!(
+        matches!(
+            rejections(&effects).as_slice(),
+            [(3, Rejection::BadBlockSignature { member: 3, .. })]
         ),
         "{effects:?}"
     );
+    assert_eq!(h.consensus.status().best_signature_count, 0);
+}
 
-    // b's signature relayed by a with b's index: forged sender.
-    let message = BlockSignature {
+#[test]
+fn the_signature_buffer_is_bounded_per_member() {
+    let mut h = Harness::new();
+    for i in 0..=MAX_PENDING_SIGNATURES_PER_MEMBER {
+        let signature = BlockSignature {
+            height: 1,
+            block_hash: elements::BlockHash::from_byte_array([u8::try_from(i).expect("small"); 32]),
+            member: 2,
+            signature: vec![0x30, 1],
+        };
+        let effects = h.deliver(2, ConsensusMessage::BlockSignature(signature));
+        if i < MAX_PENDING_SIGNATURES_PER_MEMBER {
+            assert!(rejections(&effects).is_empty(), "{i}");
+        } else {
+            assert_only_rejection(&effects, 2, Rejection::SignatureBufferFull { member: 2 });
+        }
+    }
+    // Another member's buffer is separate.
+    let signature = BlockSignature {
         height: 1,
-        block_hash: hash,
-        member: b as u16,
-        signature: signature.clone(),
+        block_hash: elements::BlockHash::from_byte_array([0xee; 32]),
+        member: 3,
+        signature: vec![0x30, 1],
     };
-    let effects = h.send(a, ConsensusMessage::BlockSignature(message));
+    assert!(rejections(&h.deliver(3, ConsensusMessage::BlockSignature(signature))).is_empty());
+}
+
+#[test]
+fn the_next_height_buffer_is_bounded_per_member() {
+    let mut h = Harness::new();
+    for round in 0..=u32::try_from(MAX_FUTURE_MESSAGES_PER_MEMBER).expect("small") {
+        let vote = h.vote(VoteKind::Prevote, 2, round, None, 2);
+        let effects = h.deliver(2, ConsensusMessage::Vote(vote));
+        if round < MAX_FUTURE_MESSAGES_PER_MEMBER as u32 {
+            assert!(rejections(&effects).is_empty(), "round {round}");
+        } else {
+            assert_eq!(
+                rejections(&effects),
+                vec![(2, Rejection::FutureBufferFull { from: 2 })]
+            );
+        }
+    }
+}
+
+#[test]
+fn final_blocks_without_m_signatures_are_rejected() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    for signers in [&[][..], &[1, 2][..]] {
+        let candidate = if signers.is_empty() {
+            block.clone()
+        } else {
+            // Two valid signatures attached by hand are not a valid witness for m = 3.
+            let mut partial = h.signed(&block, &[0, 1, 2]);
+            if let elements::BlockExtData::Dynafed {
+                signblock_witness, ..
+            } = &mut partial.header.ext
+            {
+                signblock_witness.remove(1);
+            }
+            partial
+        };
+        let effects = h.deliver(2, ConsensusMessage::FinalBlock(candidate));
+        let rejected = rejections(&effects);
+        assert!(
+            matches!(
+                rejected.as_slice(),
+                [(2, Rejection::InvalidFinalBlock { height: 1, .. })]
+            ),
+            "{signers:?}: {rejected:?}"
+        );
+        assert!(stored(&effects).is_empty());
+    }
+    // The properly signed block is final.
+    let effects = h.deliver(
+        2,
+        ConsensusMessage::FinalBlock(h.signed(&block, &[0, 1, 3])),
+    );
+    assert_eq!(stored(&effects).len(), 1);
+    assert_eq!(h.consensus.tip().height, 1);
+}
+
+#[test]
+fn fetched_batches_with_gaps_stop_at_the_gap() {
+    let mut h = Harness::new();
+    let block1 = h.signed(&h.block(TIME), &[0, 1, 2]);
+    let block2 = h.signed(
+        &chain::build_block(h.fixture.params(), &block1.header, TIME + 1),
+        &[0, 1, 2],
+    );
+    let block3 = h.signed(
+        &chain::build_block(h.fixture.params(), &block2.header, TIME + 2),
+        &[1, 2, 3],
+    );
+    let effects = h.consensus.handle(Input::BlocksFetched {
+        from: 3,
+        blocks: vec![block2.clone()],
+    });
+    assert_only_rejection(
+        &effects,
+        3,
+        Rejection::FetchedBlockGap {
+            expected: 1,
+            got: 2,
+        },
+    );
+    let effects = h.consensus.handle(Input::BlocksFetched {
+        from: 3,
+        blocks: vec![block1.clone(), block3.clone(), block2],
+    });
+    assert_eq!(stored(&effects), vec![block1]);
     assert_eq!(
         rejections(&effects),
         vec![(
-            a,
-            Rejection::MemberMismatch {
-                member: b as u16,
-                from: a
+            3,
+            Rejection::FetchedBlockGap {
+                expected: 2,
+                got: 3
             }
         )]
     );
-    assert_eq!(
-        h.consensus.status().best_signature_count,
-        0,
-        "nothing counted"
-    );
-
-    // The real thing counts.
-    let message = BlockSignature {
-        height: 1,
-        block_hash: hash,
-        member: b as u16,
-        signature,
-    };
-    let effects = h.send(b, ConsensusMessage::BlockSignature(message));
-    assert!(rejections(&effects).is_empty());
-    assert_eq!(h.consensus.status().best_signature_count, 1);
+    assert_eq!(h.consensus.tip().height, 1);
+    // An unsigned block in a batch is invalid.
+    let unsigned = chain::build_block(h.fixture.params(), h.consensus.tip(), TIME + 1);
+    let effects = h.consensus.handle(Input::BlocksFetched {
+        from: 2,
+        blocks: vec![unsigned],
+    });
+    assert!(matches!(
+        rejections(&effects).as_slice(),
+        [(2, Rejection::InvalidFinalBlock { height: 2, .. })]
+    ));
 }
 
 #[test]
-fn signatures_before_the_block_are_buffered_and_m_of_them_finalize() {
-    let mut h = Harness::new(None);
+fn a_different_block_at_our_tip_height_conflicts() {
+    let mut h = Harness::new();
+    let ours = h.signed(&h.block(TIME), &[0, 1, 2]);
+    let effects = h.deliver(1, ConsensusMessage::FinalBlock(ours.clone()));
+    assert_eq!(stored(&effects).len(), 1);
+    let theirs = h.signed(&h.block(TIME - 1), &[1, 2, 3]);
+    let expected = Rejection::ConflictingBlock {
+        height: 1,
+        ours: ours.block_hash(),
+        theirs: theirs.block_hash(),
+    };
+    let effects = h.deliver(3, ConsensusMessage::FinalBlock(theirs.clone()));
+    assert_only_rejection(&effects, 3, expected.clone());
+    let effects = h.consensus.handle(Input::BlocksFetched {
+        from: 3,
+        blocks: vec![theirs.clone()],
+    });
+    assert_only_rejection(&effects, 3, expected);
+    // Our own block again (another witness) is not a conflict.
+    let effects = h.deliver(
+        2,
+        ConsensusMessage::FinalBlock(h.signed(&h.block(TIME), &[1, 2, 3])),
+    );
+    assert!(rejections(&effects).is_empty());
+    // A conflicting Status is reported (not as a rejection).
+    let effects = h.deliver(
+        3,
+        ConsensusMessage::Status(Status {
+            height: 1,
+            tip_hash: theirs.block_hash(),
+        }),
+    );
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Report(ConsensusEvent::ConflictingTip {
+            from: 3,
+            height: 1,
+            ..
+        })
+    )));
+}
+
+#[test]
+fn signer_results_without_a_request_are_unexpected() {
+    let mut h = Harness::new();
     let block = h.block(TIME);
     let hash = block.block_hash();
-    let signers: Vec<usize> = (0..N).filter(|m| *m != h.me).collect();
-    for member in &signers {
-        let signature = h.fixture.sign(*member, &block.header);
-        let message = BlockSignature {
+    let effects = h.consensus.handle(Input::BlockSigned {
+        height: 1,
+        block_hash: hash,
+        signature: h.fixture.sign(ME, &block.header),
+    });
+    assert_only_rejection(
+        &effects,
+        ME,
+        Rejection::UnexpectedSignerResult {
             height: 1,
             block_hash: hash,
-            member: *member as u16,
-            signature,
-        };
-        let effects = h.send(*member, ConsensusMessage::BlockSignature(message));
-        assert!(effects.is_empty(), "buffered quietly: {effects:?}");
-    }
-    let effects = h.send(h.proposer, h.proposal(h.round, block));
-    let final_blocks = stored(&effects);
-    assert_eq!(
-        final_blocks.len(),
-        1,
-        "m buffered signatures + block = final"
+        },
     );
-    let signers = chain::validate_final_block(
-        h.fixture.params(),
-        &h.fixture.genesis().header,
-        &final_blocks[0],
-    )
-    .expect("valid final block");
-    assert_eq!(signers.len(), M);
-    // R12: we are not the proposer of the round the block was accepted in, so we only store it.
-    assert!(
-        !effects
-            .iter()
-            .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::FinalBlock(_)))),
-        "only the round's proposer announces the final block: {effects:?}"
+    // For a future height too.
+    let effects = h.consensus.handle(Input::BlockSigned {
+        height: 5,
+        block_hash: hash,
+        signature: vec![1],
+    });
+    assert_only_rejection(
+        &effects,
+        ME,
+        Rejection::UnexpectedSignerResult {
+            height: 5,
+            block_hash: hash,
+        },
     );
-    assert_eq!(h.consensus.tip().block_hash(), hash);
-    assert_eq!(h.consensus.status().height, 2);
+    // After a real request, a result for another hash is unexpected; the requested one is accepted.
+    let effects = h.deliver(
+        2,
+        ConsensusMessage::Commit(Commit {
+            certificate: h.certificate(0, hash, &[1, 2, 3]),
+            block: block.clone(),
+        }),
+    );
+    assert_eq!(sign_requests(&effects).len(), 1);
+    let other = h.block(TIME - 1);
+    let effects = h.consensus.handle(Input::BlockSigned {
+        height: 1,
+        block_hash: other.block_hash(),
+        signature: h.fixture.sign(ME, &other.header),
+    });
+    assert_only_rejection(
+        &effects,
+        ME,
+        Rejection::UnexpectedSignerResult {
+            height: 1,
+            block_hash: other.block_hash(),
+        },
+    );
+    let effects = h.consensus.handle(Input::BlockSigned {
+        height: 1,
+        block_hash: hash,
+        signature: h.fixture.sign(ME, &block.header),
+    });
+    assert!(rejections(&effects).is_empty());
+    assert!(effects.iter().any(
+        |e| matches!(e, Effect::Broadcast(ConsensusMessage::BlockSignature(s)) if s.block_hash == hash && s.member == 0)
+    ));
 }
 
 #[test]
-fn the_rounds_proposer_announces_the_block_it_finalized_from_signatures() {
+fn our_signer_returning_a_bad_signature_is_rejected() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    h.deliver(
+        2,
+        ConsensusMessage::Commit(Commit {
+            certificate: h.certificate(0, hash, &[1, 2, 3]),
+            block: block.clone(),
+        }),
+    );
+    let effects = h.consensus.handle(Input::BlockSigned {
+        height: 1,
+        block_hash: hash,
+        signature: h.fixture.sign(1, &block.header),
+    });
+    assert!(matches!(
+        rejections(&effects).as_slice(),
+        [(ME, Rejection::BadBlockSignature { member: 0, .. })]
+    ));
+    assert!(!effects
+        .iter()
+        .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::BlockSignature(_)))));
+}
+
+#[test]
+fn unknown_senders_are_rejected() {
+    let mut h = Harness::new();
+    let effects = h.deliver(
+        N,
+        ConsensusMessage::Status(Status {
+            height: 9,
+            tip_hash: h.genesis_hash(),
+        }),
+    );
+    assert_only_rejection(&effects, N, Rejection::UnknownSender { from: N });
+    assert!(!effects
+        .iter()
+        .any(|e| matches!(e, Effect::FetchBlocks { .. })));
+    let effects = h.consensus.handle(Input::BlocksFetched {
+        from: 77,
+        blocks: vec![h.signed(&h.block(TIME), &[0, 1, 2])],
+    });
+    assert_only_rejection(&effects, 77, Rejection::UnknownSender { from: 77 });
+    assert_eq!(h.consensus.tip().height, 0);
+}
+
+#[test]
+fn proposals_before_the_first_clock_tick_are_rejected() {
     let fixture = Fixture::new(N, M);
-    let round = round_at(START_MS, INTERVAL_MS);
-    let proposer = proposer_of(round, N);
-    let mut consensus = fixture.consensus(proposer, fixture.genesis().header, None);
-    let effects = consensus.handle(Input::Tick { now_ms: START_MS });
+    let mut consensus = fixture.consensus(ME, fixture.genesis().header, None, None);
+    let block = chain::build_block(fixture.params(), &fixture.genesis().header, TIME);
+    let proposal = Proposal::sign(
+        &fixture.params().genesis_hash(),
+        1,
+        0,
+        None,
+        block,
+        START_MS,
+        &p2p_secret(1),
+    );
+    let effects = consensus.handle(Input::Message {
+        from: 1,
+        message: ConsensusMessage::Proposal(proposal),
+    });
+    assert_only_rejection(&effects, 1, Rejection::NoClock);
+    assert!(!Rejection::NoClock.is_misbehaviour());
+}
+
+#[test]
+fn a_journal_hash_without_a_record_is_the_only_block_signed_at_its_height() {
+    let fixture = Fixture::new(N, M);
+    let genesis = fixture.genesis().header;
+    let x = chain::build_block(fixture.params(), &genesis, TIME);
+    let y = chain::build_block(fixture.params(), &genesis, TIME - 1);
+    let mut h = Harness::with_journal(Some((1, x.block_hash())));
+    assert_eq!(h.consensus.status().decided, Some(x.block_hash()));
+    // A valid certificate for y, m precommits for y, and y's proposal: never a request for y.
+    let mut effects = h.deliver(
+        2,
+        ConsensusMessage::Commit(Commit {
+            certificate: h.certificate(0, y.block_hash(), &[1, 2, 3]),
+            block: y.clone(),
+        }),
+    );
+    effects.extend(h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, y.clone(), 1))));
+    for member in 1..N {
+        let vote = h.vote(VoteKind::Precommit, 1, 0, Some(y.block_hash()), member);
+        effects.extend(h.deliver(member, ConsensusMessage::Vote(vote)));
+    }
+    assert!(sign_requests(&effects).is_empty(), "{effects:?}");
+    assert!(
+        votes(&effects).is_empty(),
+        "a member acting as decided no longer votes"
+    );
+    assert_eq!(h.consensus.status().decided, Some(x.block_hash()));
+    // x arrives in a later round's proposal: re-signed without a certificate (the journal approved it).
+    let effects = h.deliver(2, ConsensusMessage::Proposal(h.proposal(1, x.clone(), 2)));
+    assert_eq!(sign_requests(&effects), vec![(1, x.block_hash(), None)]);
+    assert_eq!(h.consensus.last_signed(), Some((1, x.block_hash())));
+}
+
+#[test]
+fn a_signer_journal_above_the_height_refuses_to_sign() {
+    let other = elements::BlockHash::from_byte_array([9; 32]);
+    let mut h = Harness::with_journal(Some((2, other)));
+    let block = h.block(TIME);
+    let effects = h.deliver(
+        2,
+        ConsensusMessage::Commit(Commit {
+            certificate: h.certificate(0, block.block_hash(), &[1, 2, 3]),
+            block,
+        }),
+    );
+    assert!(sign_requests(&effects).is_empty());
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Report(ConsensusEvent::SigningRefused { height: 1, .. })
+    )));
+}
+
+#[test]
+fn a_restarted_locked_member_re_proposes_its_lock_with_the_persisted_polka() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    h.deliver(
+        1,
+        ConsensusMessage::Proposal(h.proposal(0, block.clone(), 1)),
+    );
+    let mut effects = Vec::new();
+    for member in [1, 2] {
+        let vote = h.vote(VoteKind::Prevote, 1, 0, Some(hash), member);
+        effects.extend(h.deliver(member, ConsensusMessage::Vote(vote)));
+    }
+    let precommit = votes(&effects);
+    assert_eq!(precommit.len(), 1, "locked and precommitted: {effects:?}");
+    assert_eq!(
+        (precommit[0].kind, precommit[0].block_hash),
+        (VoteKind::Precommit, Some(hash))
+    );
+    let record = h.consensus.record();
+    assert_eq!(record.locked, Some((0, hash)));
+    assert_eq!(record.locked_polka.len(), 3);
+    assert_eq!(
+        record
+            .locked_block
+            .as_deref()
+            .map(elements::encode::deserialize::<elements::Block>)
+            .and_then(Result::ok),
+        Some(block.clone())
+    );
+
+    // Crash; restart from the record much later.
+    let fixture = Fixture::new(N, M);
+    let mut restarted = fixture.consensus(ME, fixture.genesis().header, Some(record), None);
+    let effects = restarted.handle(Input::Tick {
+        now_ms: START_MS + 5_000,
+    });
+    assert!(
+        votes(&effects).is_empty(),
+        "no new vote at restart: {effects:?}"
+    );
+    assert_eq!(restarted.status().locked, Some((0, hash)));
+    assert_eq!(restarted.status().round, 0);
+    // Two members in round 3 (our turn to propose: (1 + 3) mod 4 = 0) make us skip there.
+    assert_eq!(proposer_of(1, 3, N), ME);
+    let mut effects = Vec::new();
+    for member in [2, 3] {
+        let vote = h.vote(VoteKind::Prevote, 1, 3, None, member);
+        effects.extend(restarted.handle(Input::Message {
+            from: member,
+            message: ConsensusMessage::Vote(vote),
+        }));
+    }
     let proposal = effects
         .iter()
         .find_map(|e| match e {
             Effect::Broadcast(ConsensusMessage::Proposal(p)) => Some(p.clone()),
             _ => None,
         })
-        .expect("the proposer proposes in its slot");
-    let genesis = fixture.params().genesis_hash();
-    assert!(proposal.verify(&genesis, &p2p_secret(proposer).verifying_key()));
-    assert!(!proposal.verify(&genesis, &p2p_secret((proposer + 1) % N).verifying_key()));
-    let hash = proposal.block.block_hash();
-    let mut effects = Vec::new();
-    for member in (0..N).filter(|m| *m != proposer).take(M) {
-        let message = BlockSignature {
+        .expect("proposes in round 3");
+    assert_eq!((proposal.round, proposal.valid_round), (3, Some(0)));
+    assert_eq!(
+        proposal.block.block_hash(),
+        hash,
+        "re-proposes its locked block"
+    );
+    assert!(proposal.verify(&h.genesis_hash(), &p2p_secret(ME).verifying_key()));
+    assert!(proposal.polka.len() >= M);
+    for (member, signature) in &proposal.polka {
+        let vote = Vote {
+            kind: VoteKind::Prevote,
             height: 1,
-            block_hash: hash,
-            member: member as u16,
-            signature: fixture.sign(member, &proposal.block.header),
+            round: 0,
+            block_hash: Some(hash),
+            member: *member,
+            signature: signature.to_bytes(),
         };
-        effects = consensus.handle(Input::Message {
+        assert!(vote.verify(
+            &h.genesis_hash(),
+            &p2p_secret(usize::from(*member)).verifying_key()
+        ));
+    }
+    // And prevotes it (its own lock).
+    let cast = votes(&effects);
+    assert_eq!(cast.len(), 1);
+    assert_eq!(
+        (cast[0].kind, cast[0].round, cast[0].block_hash),
+        (VoteKind::Prevote, 3, Some(hash))
+    );
+    // Member 2, restarted without memory of round 0 and moved to round 3, prevotes the re-proposal on the
+    // strength of the carried polka alone.
+    let mut member2 = fixture.consensus(2, fixture.genesis().header, None, None);
+    member2.handle(Input::Tick {
+        now_ms: START_MS + 5_000,
+    });
+    for member in [1, 3] {
+        let vote = h.vote(VoteKind::Prevote, 1, 3, None, member);
+        member2.handle(Input::Message {
             from: member,
-            message: ConsensusMessage::BlockSignature(message),
+            message: ConsensusMessage::Vote(vote),
         });
     }
-    assert_eq!(stored(&effects).len(), 1, "{effects:?}");
-    let announced: Vec<_> = effects
+    assert_eq!(member2.status().round, 3);
+    let effects = member2.handle(Input::Message {
+        from: ME,
+        message: ConsensusMessage::Proposal(proposal),
+    });
+    assert!(rejections(&effects).is_empty(), "{effects:?}");
+    let cast = votes(&effects);
+    assert_eq!(cast.len(), 1, "{effects:?}");
+    assert_eq!(
+        (cast[0].kind, cast[0].round, cast[0].block_hash),
+        (VoteKind::Prevote, 3, Some(hash))
+    );
+}
+
+#[test]
+fn a_re_proposal_with_a_forged_polka_vote_is_rejected() {
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    // Round 1's proposer is member 2; we are moved to round 1 by m nil precommits of round 0.
+    for member in 1..N {
+        let vote = h.vote(VoteKind::Precommit, 1, 0, None, member);
+        h.deliver(member, ConsensusMessage::Vote(vote));
+    }
+    assert_eq!(h.consensus.status().round, 1);
+    let mut proposal = Proposal::sign(
+        &h.genesis_hash(),
+        1,
+        1,
+        Some(0),
+        block,
+        START_MS,
+        &p2p_secret(2),
+    );
+    proposal.polka = [1usize, 2, 3]
         .iter()
-        .filter_map(|e| match e {
-            Effect::Broadcast(ConsensusMessage::FinalBlock(b)) => Some(b.block_hash()),
-            _ => None,
+        .map(|member| {
+            let vote = h.vote(VoteKind::Prevote, 1, 0, Some(hash), *member);
+            (
+                vote.member,
+                CertificateSignature::from_bytes(&vote.signature),
+            )
         })
         .collect();
-    assert_eq!(announced, vec![hash]);
-    assert_eq!(consensus.tip().block_hash(), hash);
-}
-
-#[test]
-fn restarted_member_stays_locked_on_its_journal_hash() {
-    let probe = Harness::new(None);
-    let locked_block = probe.block(TIME + 100);
-    let locked = locked_block.block_hash();
-    let mut h = Harness::new(Some((1, locked)));
-    assert_eq!(h.consensus.status().locked, Some(locked));
-
-    // A different block at height 1: no precommit, and even with a certificate for it no SignBlock.
-    let other = h.block(TIME);
-    let other_hash = other.block_hash();
-    let effects = h.send(h.proposer, h.proposal(h.round, other));
-    assert!(
-        precommits(&effects).is_empty(),
-        "locked: no precommit for another block"
+    proposal.polka[1].1 .1[0] ^= 1;
+    let effects = h.deliver(2, ConsensusMessage::Proposal(proposal));
+    assert_only_rejection(
+        &effects,
+        2,
+        Rejection::BadVoteSignature {
+            kind: VoteKind::Prevote,
+            member: 2,
+        },
     );
-    let me = h.me;
-    for member in (0..N).filter(|m| *m != me) {
-        let effects = h.send(
-            member,
-            ConsensusMessage::Precommit(h.precommit(member, h.round, other_hash)),
-        );
-        assert!(
-            sign_requests(&effects).is_empty(),
-            "locked: never sign another block"
-        );
-    }
-    assert!(h.consensus.status().best_precommit_count >= M);
-    assert_eq!(h.consensus.last_signed(), Some((1, locked)));
-
-    // Two rounds later (the next round is ours and we do not hold the locked block), that round's proposer
-    // re-proposes the locked hash: it is precommitted and signed again.
-    let later = h.round + 2;
-    let effects = h.consensus.handle(Input::Tick {
-        now_ms: START_MS + 2 * INTERVAL_MS,
-    });
-    assert!(sign_requests(&effects).is_empty());
-    let effects = h.send(proposer_of(later, N), h.proposal(later, locked_block));
-    let sent = precommits(&effects);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].block_hash, locked);
-    let mut requested = Vec::new();
-    for member in (0..N).filter(|m| *m != me).take(M - 1) {
-        let effects = h.send(
-            member,
-            ConsensusMessage::Precommit(h.precommit(member, later, locked)),
-        );
-        requested.extend(sign_requests(&effects));
-    }
-    assert_eq!(
-        requested,
-        vec![(1, locked)],
-        "the journal allows re-signing the same hash"
-    );
-}
-
-#[test]
-fn proposer_locked_on_a_block_it_does_not_hold_skips_its_slot() {
-    let probe = Harness::new(None);
-    let locked = probe.block(TIME + 100).block_hash();
-    let fixture = Fixture::new(N, M);
-    let round = round_at(START_MS, INTERVAL_MS);
-    let proposer = proposer_of(round, N);
-    let mut consensus = fixture.consensus(proposer, fixture.genesis().header, Some((1, locked)));
-    let effects = consensus.handle(Input::Tick { now_ms: START_MS });
-    assert!(!effects
-        .iter()
-        .any(|e| matches!(e, Effect::Broadcast(ConsensusMessage::Proposal(_)))));
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Report(ConsensusEvent::ProposalSkipped { locked: l, .. }) if *l == locked)));
-}
-
-#[test]
-fn unexpected_signer_results_are_rejected() {
-    let mut h = Harness::new(None);
-    let hash = h.block(TIME).block_hash();
-    let effects = h.consensus.handle(Input::BlockSigned {
-        height: 1,
-        block_hash: hash,
-        signature: vec![1, 2, 3],
-    });
-    assert_eq!(
-        rejections(&effects),
-        vec![(
-            h.me,
-            Rejection::UnexpectedSignerResult {
-                height: 1,
-                block_hash: hash
-            }
-        )]
-    );
-    assert!(!effects.iter().any(|e| matches!(e, Effect::Broadcast(_))));
-}
-
-/// A chain of `count` final blocks on genesis, signed by the first m members.
-fn signed_chain(fixture: &Fixture, count: u32) -> Vec<elements::Block> {
-    let mut parent = fixture.genesis().header;
-    let mut blocks = Vec::new();
-    for i in 0..count {
-        let mut block = chain::build_block(fixture.params(), &parent, TIME + i);
-        let signatures: Vec<(usize, Vec<u8>)> = (0..M)
-            .map(|m| (m, fixture.sign(m, &block.header)))
-            .collect();
-        chain::attach_signatures(fixture.params(), &mut block.header, &signatures).expect("attach");
-        parent = block.header.clone();
-        blocks.push(block);
-    }
-    blocks
-}
-
-#[test]
-fn final_blocks_and_fetches_are_validated_before_storing() {
-    let mut h = Harness::new(None);
-    let blocks = signed_chain(&h.fixture, 6);
-
-    // A final block without its witness is refused.
-    let mut unsigned = blocks[0].clone();
-    unsigned.header.clear_witness();
-    let effects = h.send(h.proposer, ConsensusMessage::FinalBlock(unsigned));
-    assert!(
-        matches!(
-            &rejections(&effects)[..],
-            [(_, Rejection::InvalidFinalBlock { height: 1, .. })]
-        ),
-        "{effects:?}"
-    );
-    assert!(stored(&effects).is_empty());
-
-    // A status from a peer ahead triggers one fetch; a second status does not (one outstanding).
-    let peer = h.proposer;
-    let status = Status {
-        height: 6,
-        tip_hash: blocks[5].block_hash(),
-    };
-    let effects = h.send(peer, ConsensusMessage::Status(status.clone()));
-    assert!(
-        effects.contains(&Effect::FetchBlocks {
-            from: peer,
-            start_height: 1,
-            count: 6
-        }),
-        "{effects:?}"
-    );
-    let effects = h.send(peer, ConsensusMessage::Status(status));
-    assert!(
-        !effects
-            .iter()
-            .any(|e| matches!(e, Effect::FetchBlocks { .. })),
-        "rate-limited"
-    );
-
-    // The answer has a corrupted block 4: blocks 1..=3 are stored, the rest refused.
-    let mut answer = blocks.clone();
-    if let elements::BlockExtData::Dynafed {
-        signblock_witness, ..
-    } = &mut answer[3].header.ext
-    {
-        signblock_witness[1][8] ^= 1;
-    }
-    let effects = h.consensus.handle(Input::BlocksFetched {
-        from: peer,
-        blocks: answer,
-    });
-    let got: Vec<u32> = stored(&effects).iter().map(|b| b.header.height).collect();
-    assert_eq!(got, vec![1, 2, 3]);
-    assert!(
-        matches!(&rejections(&effects)[..], [(p, Rejection::InvalidFinalBlock { height: 4, .. })] if *p == peer),
-        "{effects:?}"
-    );
-    assert_eq!(h.consensus.tip().height, 3);
-    // Progress was made and the peer is still ahead: the next batch is fetched.
-    assert!(
-        effects.contains(&Effect::FetchBlocks {
-            from: peer,
-            start_height: 4,
-            count: 3
-        }),
-        "{effects:?}"
-    );
-
-    // A batch with a gap is refused at the gap.
-    let effects = h.consensus.handle(Input::BlocksFetched {
-        from: peer,
-        blocks: blocks[4..].to_vec(),
-    });
-    assert!(matches!(
-        &rejections(&effects)[..],
-        [(
-            _,
-            Rejection::FetchedBlockGap {
-                expected: 4,
-                got: 5
-            }
-        )]
-    ));
-    // The correct rest is stored; already-known blocks at the start are skipped.
-    let effects = h.consensus.handle(Input::BlocksFetched {
-        from: peer,
-        blocks: blocks.clone(),
-    });
-    let got: Vec<u32> = stored(&effects).iter().map(|b| b.header.height).collect();
-    assert_eq!(got, vec![4, 5, 6]);
-    assert!(rejections(&effects).is_empty());
-    assert_eq!(h.consensus.tip().block_hash(), blocks[5].block_hash());
-    assert!(
-        !effects
-            .iter()
-            .any(|e| matches!(e, Effect::FetchBlocks { .. })),
-        "caught up"
-    );
-
-    // A valid FinalBlock for the next height is stored directly, without a re-broadcast.
-    let mut more = chain::build_block(h.fixture.params(), &blocks[5].header, TIME + 10);
-    let signatures: Vec<(usize, Vec<u8>)> = (1..=M)
-        .map(|m| (m, h.fixture.sign(m, &more.header)))
-        .collect();
-    chain::attach_signatures(h.fixture.params(), &mut more.header, &signatures).expect("attach");
-    let effects = h.send(peer, ConsensusMessage::FinalBlock(more.clone()));
-    assert_eq!(stored(&effects), vec![more]);
-    assert!(!effects.iter().any(|e| matches!(e, Effect::Broadcast(_))));
-}
-
-#[test]
-fn next_height_messages_are_buffered_and_replayed() {
-    let mut h = Harness::new(None);
-    let blocks = signed_chain(&h.fixture, 1);
-    // The previous round's proposer (within the clock-skew window) already has block 1 and proposes block 2.
-    let round = h.round - 1;
-    let block2 = chain::build_block(h.fixture.params(), &blocks[0].header, TIME + 1);
-    let proposal =
-        ConsensusMessage::Proposal(h.signed_proposal(2, round, block2, 0, proposer_of(round, N)));
-    let effects = h.send(proposer_of(round, N), proposal);
-    assert!(
-        effects.iter().any(|e| matches!(
-            e,
-            Effect::FetchBlocks {
-                start_height: 1,
-                ..
-            }
-        )),
-        "{effects:?}"
-    );
-    assert!(precommits(&effects).is_empty());
-    // Block 1 arrives: the buffered proposal is replayed and precommitted.
-    let effects = h.send(h.proposer, ConsensusMessage::FinalBlock(blocks[0].clone()));
-    assert_eq!(stored(&effects).len(), 1);
-    let sent = precommits(&effects);
-    assert_eq!(sent.len(), 1, "{effects:?}");
-    assert_eq!((sent[0].height, sent[0].round), (2, round));
 }

@@ -1,16 +1,24 @@
-//! A deterministic in-test network of `Consensus` instances: simulated clock, message queue with optional drops,
-//! duplicates and delays, software secp256k1 block signers behind a one-hash-per-height guard, and block stores.
+//! A small deterministic in-test network of `Consensus` instances (protocol v3): a simulated clock that feeds
+//! `Input::Tick` at the requested `Effect::WakeAt` times, a message queue with optional drops, duplicates and
+//! delays, a durable `ConsensusRecord` per member (`Effect::Persist`), software secp256k1 block signers behind
+//! a certificate-checking guard, and block stores.
 //!
-//! Safety is checked on every stored block: no two different final blocks at one height across all members,
-//! every stored block passes `chain::validate_final_block` against the member's previous block, and no signer
-//! ever signs two hashes at one height.
+//! Checked on every effect, across all members:
+//! * every stored block passes `chain::validate_final_block` against the member's previous block, and no two
+//!   different final blocks exist at one height (a panic: a fork is never acceptable);
+//! * every vote a member broadcasts was persisted first and never contradicts an earlier vote of that member
+//!   in the same (kind, height, round) (recorded in [`Net::double_votes`], so tests can assert on it);
+//! * the guard signs one hash per height, never lower, and only with a certificate that verifies for exactly
+//!   `(height, hash)` unless it is an exact re-sign of its last approved hash (refusals recorded in
+//!   [`Net::guard_refusals`]).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use blocksigner::{
-    Consensus, ConsensusEvent, ConsensusMessage, Effect, Federation, FinalizedVia, Input, Rejection,
+    CommitCertificate, Consensus, ConsensusEvent, ConsensusMessage, ConsensusRecord, Effect,
+    Federation, FinalizedVia, Input, Rejection, VoteKind,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -18,6 +26,8 @@ use secp256k1::SECP256K1;
 
 /// Block interval of the simulated federation.
 pub const INTERVAL_MS: u64 = 1_000;
+/// Base round timeout of the simulated federation.
+pub const ROUND_TIMEOUT_MS: u64 = 100;
 /// Genesis time (seconds); the simulated clock starts shortly after it.
 pub const GENESIS_TIME: u32 = 1_700_000_000;
 /// Where the simulated clock starts (a little into a slot).
@@ -66,6 +76,7 @@ impl Fixture {
             params,
             p2p_keys,
             interval_ms: INTERVAL_MS,
+            round_timeout_ms: ROUND_TIMEOUT_MS,
         });
         Fixture {
             federation,
@@ -85,6 +96,7 @@ impl Fixture {
         &self,
         member: usize,
         tip: elements::BlockHeader,
+        record: Option<ConsensusRecord>,
         last_signed: Option<(u32, elements::BlockHash)>,
     ) -> Consensus {
         Consensus::new(
@@ -92,6 +104,7 @@ impl Fixture {
             member,
             p2p_secret(member),
             tip,
+            record,
             last_signed,
         )
     }
@@ -112,22 +125,36 @@ pub fn sign_with(secret: &secp256k1::SecretKey, header: &elements::BlockHeader) 
     bytes
 }
 
-/// The per-member signer guard: one hash per height, never lower (what `hsm::BlockSigningGuard` enforces).
+/// The per-member signer guard (what `hsm`'s certificate-gated guard enforces): one hash per height, never a
+/// lower height, and a certificate that verifies for exactly `(height, hash)` for every new decision. Only an
+/// exact re-sign of the last approved `(height, hash)` may come without a certificate.
 #[derive(Clone, Debug, Default)]
 pub struct Guard {
     pub last: Option<(u32, elements::BlockHash)>,
 }
 
 impl Guard {
-    pub fn allow(&mut self, height: u32, hash: elements::BlockHash) -> Result<(), String> {
+    pub fn allow(
+        &mut self,
+        federation: &Federation,
+        height: u32,
+        hash: elements::BlockHash,
+        certificate: Option<&CommitCertificate>,
+    ) -> Result<(), String> {
         match self.last {
+            Some((last_height, last_hash)) if height == last_height && hash == last_hash => Ok(()),
             Some((last_height, _)) if height < last_height => Err(format!(
                 "height {height} below last signed height {last_height}"
             )),
-            Some((last_height, last_hash)) if height == last_height && hash != last_hash => {
+            Some((last_height, last_hash)) if height == last_height => {
                 Err(format!("already signed {last_hash} at height {height}"))
             }
             _ => {
+                let certificate =
+                    certificate.ok_or("a new signing decision without certificate")?;
+                certificate
+                    .verify_for(federation, height, &hash)
+                    .map_err(|e| e.to_string())?;
                 self.last = Some((height, hash));
                 Ok(())
             }
@@ -139,6 +166,8 @@ impl Guard {
 pub struct Member {
     pub consensus: Consensus,
     pub guard: Guard,
+    /// The last record the member persisted (`Effect::Persist`).
+    pub record: Option<ConsensusRecord>,
     /// Stored blocks; `chain[h]` is the block at height h (genesis at 0).
     pub chain: Vec<elements::Block>,
     pub online: bool,
@@ -182,6 +211,29 @@ impl Default for Links {
     }
 }
 
+/// A vote of one member that contradicts an earlier one in the same (kind, height, round).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoubleVote {
+    pub member: usize,
+    pub kind: VoteKind,
+    pub height: u32,
+    pub round: u32,
+    pub first: Option<elements::BlockHash>,
+    pub second: Option<elements::BlockHash>,
+}
+
+/// A signing request the guard refused.
+#[derive(Clone, Debug)]
+pub struct GuardRefusal {
+    pub member: usize,
+    pub height: u32,
+    pub block_hash: elements::BlockHash,
+    pub reason: String,
+}
+
+/// A filter deciding whether a broadcast message copy from `from` to `to` is delivered.
+pub type Filter = Box<dyn FnMut(usize, usize, &ConsensusMessage) -> bool>;
+
 /// The simulated federation.
 pub struct Net {
     pub fixture: Fixture,
@@ -191,19 +243,32 @@ pub struct Net {
     rng: StdRng,
     queue: BTreeMap<(u64, u64), (usize, Event)>,
     seq: u64,
-    /// Headers of every proposed block, by hash (what a daemon would hand to its signer).
+    /// Headers of every block seen on the wire, by hash (what a daemon would hand to its signer).
     headers: BTreeMap<elements::BlockHash, elements::BlockHeader>,
     /// Every block stored by anyone, by height: the global no-fork check.
     pub finalized: BTreeMap<u32, elements::BlockHash>,
+    /// When each member stored each height (simulated ms).
+    pub stored_at: BTreeMap<(usize, u32), u64>,
     /// Every signature produced, by (member, height).
     pub signed: BTreeMap<(usize, u32), elements::BlockHash>,
-    /// Every report and every SignBlock request, by member.
+    /// Every report, by member.
     pub events: Vec<(usize, ConsensusEvent)>,
-    pub sign_requests: Vec<(usize, u32, elements::BlockHash)>,
-    /// Messages a member sent (decoded), in order.
+    /// Every SignBlock request: member, height, hash, certificate.
+    pub sign_requests: Vec<(usize, u32, elements::BlockHash, Option<CommitCertificate>)>,
+    pub guard_refusals: Vec<GuardRefusal>,
+    /// Messages a member sent, in order.
     pub sent: Vec<(usize, ConsensusMessage)>,
+    /// Every vote ever broadcast: (member, kind, height, round) -> value.
+    votes: BTreeMap<(usize, VoteKind, u32, u32), Option<elements::BlockHash>>,
+    pub double_votes: Vec<DoubleVote>,
     /// Member pairs (from, to) whose messages are dropped.
     pub cut: BTreeSet<(usize, usize)>,
+    /// Optional delivery filter (false = drop the copy).
+    pub filter: Option<Filter>,
+    /// Probability that a member crashes (and restarts from its record) right after each `Persist`.
+    pub crash_after_persist_rate: f64,
+    /// How many such crashes happened.
+    pub crashes_after_persist: usize,
 }
 
 impl Net {
@@ -212,8 +277,9 @@ impl Net {
         let genesis = fixture.genesis();
         let members = (0..n)
             .map(|member| Member {
-                consensus: fixture.consensus(member, genesis.header.clone(), None),
+                consensus: fixture.consensus(member, genesis.header.clone(), None, None),
                 guard: Guard::default(),
+                record: None,
                 chain: vec![genesis.clone()],
                 online: true,
                 scheduled_ticks: BTreeSet::new(),
@@ -229,11 +295,18 @@ impl Net {
             seq: 0,
             headers: BTreeMap::new(),
             finalized: BTreeMap::new(),
+            stored_at: BTreeMap::new(),
             signed: BTreeMap::new(),
             events: Vec::new(),
             sign_requests: Vec::new(),
+            guard_refusals: Vec::new(),
             sent: Vec::new(),
+            votes: BTreeMap::new(),
+            double_votes: Vec::new(),
             cut: BTreeSet::new(),
+            filter: None,
+            crash_after_persist_rate: 0.0,
+            crashes_after_persist: 0,
         };
         for member in 0..n {
             net.schedule_tick(member, START_MS);
@@ -269,8 +342,9 @@ impl Net {
         self.schedule_tick(member, now);
     }
 
-    /// Crash and restart: a fresh `Consensus` from the member's stored tip and its guard's last signed
-    /// (height, hash), as the daemon does from its block store and signer journal.
+    /// Crash and restart: a fresh `Consensus` from the member's stored tip, its persisted record and its
+    /// guard's last approved (height, hash), as the daemon does from its stores and signer journal. Messages
+    /// in flight to the member are lost with the process.
     pub fn restart(&mut self, member: usize) {
         let tip = self.members[member]
             .chain
@@ -278,14 +352,18 @@ impl Net {
             .expect("genesis")
             .header
             .clone();
+        let record = self.members[member].record.clone();
         let last_signed = self.members[member].guard.last;
-        self.members[member].consensus = self.fixture.consensus(member, tip, last_signed);
+        self.members[member].consensus = self.fixture.consensus(member, tip, record, last_signed);
+        self.queue.retain(|_, (to, event)| {
+            *to != member || !matches!(event, Event::Deliver { .. } | Event::Input(_))
+        });
         self.set_online(member);
     }
 
-    /// Restart with an explicit journal state.
-    pub fn restart_with(&mut self, member: usize, last_signed: Option<(u32, elements::BlockHash)>) {
-        self.members[member].guard.last = last_signed;
+    /// Restart after losing the consensus record (the signer journal survives).
+    pub fn restart_without_record(&mut self, member: usize) {
+        self.members[member].record = None;
         self.restart(member);
     }
 
@@ -298,10 +376,21 @@ impl Net {
         self.links.latency_ms + jitter
     }
 
-    fn handle(&mut self, member: usize, input: Input) {
+    /// Feeds one input to a member and executes its effects.
+    pub fn handle(&mut self, member: usize, input: Input) {
         let effects = self.members[member].consensus.handle(input);
         for effect in effects {
+            let persisted = matches!(effect, Effect::Persist(_));
             self.execute(member, effect);
+            if persisted
+                && self.crash_after_persist_rate > 0.0
+                && self.rng.gen_bool(self.crash_after_persist_rate)
+            {
+                // The process dies right after the synced write: the remaining effects are lost.
+                self.crashes_after_persist += 1;
+                self.restart(member);
+                return;
+            }
         }
         let stored = self.members[member]
             .chain
@@ -315,6 +404,48 @@ impl Net {
         );
     }
 
+    fn check_vote(&mut self, member: usize, vote: &blocksigner::Vote) {
+        assert_eq!(usize::from(vote.member), member, "votes carry the sender");
+        let record = self.members[member]
+            .record
+            .as_ref()
+            .unwrap_or_else(|| panic!("member {member} broadcast a vote before persisting any"));
+        let cast = match vote.kind {
+            VoteKind::Prevote => record.prevote.as_ref(),
+            VoteKind::Precommit => record.precommit.as_ref(),
+        };
+        let persisted = record.height == vote.height
+            && cast.is_some_and(|cast| {
+                cast.round == vote.round
+                    && cast.block_hash == vote.block_hash
+                    && cast.signature.to_bytes() == vote.signature
+            });
+        assert!(
+            persisted,
+            "member {member} broadcast {vote:?} that is not its persisted vote ({record:?})"
+        );
+        let key = (member, vote.kind, vote.height, vote.round);
+        match self.votes.get(&key) {
+            Some(first) if *first != vote.block_hash => self.double_votes.push(DoubleVote {
+                member,
+                kind: vote.kind,
+                height: vote.height,
+                round: vote.round,
+                first: *first,
+                second: vote.block_hash,
+            }),
+            Some(_) => {}
+            None => {
+                self.votes.insert(key, vote.block_hash);
+            }
+        }
+    }
+
+    /// Executes one effect as if `member`'s state machine had emitted it (to test the checks themselves).
+    pub fn execute_as(&mut self, member: usize, effect: Effect) {
+        self.execute(member, effect);
+    }
+
     fn execute(&mut self, member: usize, effect: Effect) {
         let now = self.now_ms;
         match effect {
@@ -322,14 +453,27 @@ impl Net {
                 let bytes = message.encode();
                 let decoded = ConsensusMessage::decode(&bytes).expect("our own encoding decodes");
                 assert_eq!(decoded, message, "codec round trip");
-                if let ConsensusMessage::Proposal(proposal) = &message {
-                    self.headers
-                        .insert(proposal.block.block_hash(), proposal.block.header.clone());
+                match &message {
+                    ConsensusMessage::Proposal(proposal) => {
+                        self.headers
+                            .insert(proposal.block.block_hash(), proposal.block.header.clone());
+                    }
+                    ConsensusMessage::Commit(commit) => {
+                        self.headers
+                            .insert(commit.block.block_hash(), commit.block.header.clone());
+                    }
+                    ConsensusMessage::Vote(vote) => self.check_vote(member, vote),
+                    _ => {}
                 }
-                self.sent.push((member, message));
+                self.sent.push((member, message.clone()));
                 for to in 0..self.n() {
                     if to == member || self.cut.contains(&(member, to)) {
                         continue;
+                    }
+                    if let Some(filter) = self.filter.as_mut() {
+                        if !filter(member, to, &message) {
+                            continue;
+                        }
                     }
                     if self.links.drop_rate > 0.0 && self.rng.gen_bool(self.links.drop_rate) {
                         continue;
@@ -358,15 +502,54 @@ impl Net {
                     }
                 }
             }
-            Effect::SignBlock { height, block_hash } => {
-                self.sign_requests.push((member, height, block_hash));
-                let result = self.members[member].guard.allow(height, block_hash);
+            Effect::Persist(record) => {
+                if let Some(previous) = &self.members[member].record {
+                    assert!(
+                        record.height >= previous.height,
+                        "member {member} persisted height {} after {}",
+                        record.height,
+                        previous.height
+                    );
+                }
+                assert_eq!(
+                    ConsensusRecord::decode(&record.encode()).as_ref(),
+                    Ok(&record),
+                    "records round-trip"
+                );
+                self.members[member].record = Some(record);
+            }
+            Effect::SignBlock {
+                height,
+                block_hash,
+                certificate,
+            } => {
+                if let Some(certificate) = &certificate {
+                    // R10: the decision is durable before the signer is asked.
+                    let decided = self.members[member]
+                        .record
+                        .as_ref()
+                        .and_then(|record| record.decided.as_ref());
+                    assert_eq!(
+                        decided,
+                        Some(certificate),
+                        "member {member} asked to sign at {height} before persisting its decision"
+                    );
+                }
+                self.sign_requests
+                    .push((member, height, block_hash, certificate.clone()));
+                let federation = Arc::clone(&self.fixture.federation);
+                let result = self.members[member].guard.allow(
+                    &federation,
+                    height,
+                    block_hash,
+                    certificate.as_ref(),
+                );
                 let input = match result {
                     Ok(()) => {
                         let header = self
                             .headers
                             .get(&block_hash)
-                            .expect("signing a proposed block")
+                            .expect("signing a block seen on the wire")
                             .clone();
                         assert_eq!(header.height, height, "SignBlock height matches the block");
                         if let Some(previous) = self.signed.insert((member, height), block_hash) {
@@ -382,11 +565,19 @@ impl Net {
                             signature,
                         }
                     }
-                    Err(reason) => Input::SignFailed {
-                        height,
-                        block_hash,
-                        reason,
-                    },
+                    Err(reason) => {
+                        self.guard_refusals.push(GuardRefusal {
+                            member,
+                            height,
+                            block_hash,
+                            reason: reason.clone(),
+                        });
+                        Input::SignFailed {
+                            height,
+                            block_hash,
+                            reason,
+                        }
+                    }
                 };
                 self.push(now + 1, member, Event::Input(Box::new(input)));
             }
@@ -437,7 +628,13 @@ impl Net {
                 "FORK: two different final blocks at height {height}"
             );
         }
+        self.stored_at.insert((member, height), self.now_ms);
         self.members[member].chain.push(block);
+    }
+
+    fn tick_now(&mut self, member: usize) {
+        let now_ms = self.now_ms;
+        self.handle(member, Input::Tick { now_ms });
     }
 
     /// Runs the simulation until `end_ms` (or until `stop` returns true after an event).
@@ -468,9 +665,15 @@ impl Net {
                 Event::Deliver { from, bytes } => {
                     let message =
                         ConsensusMessage::decode(&bytes).expect("valid bytes on the wire");
+                    // As the daemon does: every input is preceded by the current time, so that timeouts
+                    // armed by a message count from its arrival.
+                    self.tick_now(member);
                     self.handle(member, Input::Message { from, message });
                 }
-                Event::Input(input) => self.handle(member, *input),
+                Event::Input(input) => {
+                    self.tick_now(member);
+                    self.handle(member, *input);
+                }
             }
             if stop(self) {
                 return true;
@@ -541,6 +744,32 @@ impl Net {
         }
     }
 
+    /// The checks every run must pass: no double votes, no guard refusal, every new signing decision came
+    /// with a certificate that verifies for it.
+    pub fn assert_honest_run(&self) {
+        assert!(
+            self.double_votes.is_empty(),
+            "double votes: {:?}",
+            self.double_votes
+        );
+        assert!(
+            self.guard_refusals.is_empty(),
+            "guard refusals: {:?}",
+            self.guard_refusals
+        );
+        let mut approved: BTreeSet<(usize, u32)> = BTreeSet::new();
+        for (member, height, hash, certificate) in &self.sign_requests {
+            if approved.insert((*member, *height)) {
+                let certificate = certificate.as_ref().unwrap_or_else(|| {
+                    panic!("member {member}'s first signing request at {height} has no certificate")
+                });
+                certificate
+                    .verify_for(&self.fixture.federation, *height, hash)
+                    .expect("certificate verifies for the request");
+            }
+        }
+    }
+
     /// Reports of one member.
     pub fn events_of(&self, member: usize) -> impl Iterator<Item = &ConsensusEvent> {
         self.events
@@ -549,7 +778,7 @@ impl Net {
             .map(|(_, e)| e)
     }
 
-    /// Rejections anyone reported.
+    /// Rejections anyone reported: (reporter, blamed member, reason).
     pub fn rejections(&self) -> Vec<(usize, usize, Rejection)> {
         self.events
             .iter()
