@@ -162,7 +162,7 @@ impl SimConfig {
         self.n.saturating_sub(self.m)
     }
 
-    /// How long after the faults stop a new final block must appear: two intervals (plus two base round timeouts)
+    /// How long after the faults stop a new final block must appear: two intervals (plus three base round timeouts)
     /// without Byzantine members;
     /// with `b` of them, `b + 1` more maximal failing rounds (each may propose and withhold, and locks they
     /// split need one more round with an honest proposer holding the newest polka).
@@ -173,8 +173,8 @@ impl SimConfig {
         } else {
             self.byzantine as u64 + 1
         };
-        // Two intervals, plus two base timeouts of slack for members whose timeouts grew during the faults.
-        2 * self.interval_ms + 2 * self.round_timeout_ms + byzantine_rounds * max_round
+        // Two intervals, plus three base timeouts of slack for members whose timeouts grew during the faults.
+        2 * self.interval_ms + 3 * self.round_timeout_ms + byzantine_rounds * max_round
     }
 }
 
