@@ -94,6 +94,20 @@ impl MemberProcess {
         bins: &Binaries,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::start_prefixed(layout, index, bins, env, &[])
+    }
+
+    /// Like [`MemberProcess::start_with`], run through a command prefix: `prefix[0] prefix[1..] functionaryd …`
+    /// (for example `ip netns exec NAME`, or `setpriv --regid GID --clear-groups --`). The prefix must `exec` the
+    /// daemon in place (as those do), so that the child's pid is the daemon's and [`MemberProcess::kill9`] kills
+    /// the daemon itself. An empty prefix runs the daemon directly.
+    pub fn start_prefixed(
+        layout: &FederationLayout,
+        index: usize,
+        bins: &Binaries,
+        env: &[(&str, &str)],
+        prefix: &[String],
+    ) -> anyhow::Result<Self> {
         let datadir = layout.datadir(index);
         let log_path = datadir.join("functionaryd.log");
         let log = OpenOptions::new()
@@ -101,7 +115,14 @@ impl MemberProcess {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut cmd = Command::new(&bins.daemon);
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&bins.daemon);
+                cmd
+            }
+            None => Command::new(&bins.daemon),
+        };
         cmd.arg("--datadir")
             .arg(&datadir)
             .env("SOFTHSM2_CONF", datadir.join("softhsm2.conf"))
@@ -111,9 +132,13 @@ impl MemberProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bins.daemon.display()))?;
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "starting {}{}",
+                prefix.iter().map(|p| format!("{p} ")).collect::<String>(),
+                bins.daemon.display()
+            )
+        })?;
         Ok(MemberProcess { index, child })
     }
 

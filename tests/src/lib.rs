@@ -1,6 +1,10 @@
 //! Harness for multi-process federation tests: real `functionaryd` processes with SoftHSM tokens, RocksDB, libp2p
 //! over loopback and JSON-RPC, driven through the `deploy` crate (the same code the devnet uses).
 
+pub mod delay_proxy;
+pub mod journal_check;
+pub mod link_faults;
+pub mod netns;
 pub mod sim;
 
 use std::collections::BTreeSet;
@@ -16,6 +20,9 @@ pub struct TestFederation {
     pub layout: FederationLayout,
     pub bins: Binaries,
     pub procs: Vec<Option<MemberProcess>>,
+    /// Per member, a command prefix its daemon is started through (empty: started directly); see
+    /// [`deploy::MemberProcess::start_prefixed`].
+    pub launch_prefix: Vec<Vec<String>>,
     /// The federation directory; `None` once [`TestFederation::keep_files`] has released it.
     dir: Option<tempfile::TempDir>,
 }
@@ -40,6 +47,7 @@ impl TestFederation {
             layout,
             bins,
             procs,
+            launch_prefix: vec![Vec::new(); spec.members],
             dir: Some(dir),
         })
     }
@@ -67,7 +75,14 @@ impl TestFederation {
 
     /// Starts member `i` with extra environment variables.
     pub fn start_with(&mut self, i: usize, env: &[(&str, &str)]) -> anyhow::Result<()> {
-        self.procs[i] = Some(MemberProcess::start_with(&self.layout, i, &self.bins, env)?);
+        let prefix = self.launch_prefix.get(i).cloned().unwrap_or_default();
+        self.procs[i] = Some(MemberProcess::start_prefixed(
+            &self.layout,
+            i,
+            &self.bins,
+            env,
+            &prefix,
+        )?);
         Ok(())
     }
 
