@@ -27,7 +27,10 @@ fn unknown_peer_is_denied_before_any_message_is_processed() -> anyhow::Result<()
     std::fs::write(rogue.layout.datadir(0).join("federation.toml"), &config)?;
     // A rogue skips the ceremony: it marks its own config as verified.
     std::fs::write(
-        rogue.layout.datadir(0).join(functionary::ceremony::VERIFIED_FILE),
+        rogue
+            .layout
+            .datadir(0)
+            .join(functionary::ceremony::VERIFIED_FILE),
         functionary::config::FederationConfig::from_toml_str(&config)?.config_hash(),
     )?;
     rogue.start(0)?;

@@ -167,7 +167,8 @@ impl SimConfig {
     /// with `b` of them, `b + 1` more maximal failing rounds (each may propose and withhold, and locks they
     /// split need one more round with an honest proposer holding the newest polka).
     pub fn liveness_window_ms(&self) -> u64 {
-        let max_round = blocksigner::rules::round_timeout_ms(self.round_timeout_ms, u32::MAX, 0) * 3;
+        let max_round =
+            blocksigner::rules::round_timeout_ms(self.round_timeout_ms, u32::MAX, 0) * 3;
         let byzantine_rounds = if self.byzantine == 0 {
             0
         } else {
@@ -248,6 +249,8 @@ impl std::fmt::Display for SimFailure {
     }
 }
 
+// Events are created and consumed once each; boxing the message would only add an allocation per delivery.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Event {
     Deliver {
@@ -841,12 +844,27 @@ impl Simulation {
                     hash8(&block_hash)
                 ));
             }
-            ConsensusEvent::Voted { kind, height, round, block_hash } => {
+            ConsensusEvent::Voted {
+                kind,
+                height,
+                round,
+                block_hash,
+            } => {
                 let value = block_hash.as_ref().map_or("nil".to_string(), hash8);
-                self.log(format!("member {member} votes {kind:?} h{height} r{round} {value}"));
+                self.log(format!(
+                    "member {member} votes {kind:?} h{height} r{round} {value}"
+                ));
             }
-            ConsensusEvent::ProposalAccepted { from, height, round, block_hash } => {
-                self.log(format!("member {member} accepted proposal h{height} r{round} {} from {from}", hash8(&block_hash)));
+            ConsensusEvent::ProposalAccepted {
+                from,
+                height,
+                round,
+                block_hash,
+            } => {
+                self.log(format!(
+                    "member {member} accepted proposal h{height} r{round} {} from {from}",
+                    hash8(&block_hash)
+                ));
             }
             ConsensusEvent::Rejected { from, reason } => {
                 self.log(format!(
