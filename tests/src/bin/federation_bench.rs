@@ -32,6 +32,10 @@ struct Args {
     /// Directory with functionaryd and functionary-cli (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// One-way delay added to every member-to-member connection (ms): the members then run in a fresh network
+    /// namespace (root, iproute2 and nftables needed), with netem where the kernel has it, else a delaying proxy.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u32,
 }
 
 fn main() {
@@ -51,7 +55,43 @@ fn run() -> anyhow::Result<()> {
     });
     let bins = Binaries::locate(args.bin_dir.as_deref())?;
     let spec = FederationSpec::new(n, m, args.interval);
+    // With a delay, everything (members, their RPC clients) runs inside a fresh network namespace.
+    let netns = if args.delay_ms > 0 {
+        if let Some(reason) =
+            tests::netns::unavailable_reason().or_else(tests::link_faults::nft_unavailable_reason)
+        {
+            anyhow::bail!("--delay-ms needs network namespaces and nftables: {reason}");
+        }
+        let ns = tests::netns::NetNs::create("fbench")?;
+        let entered = ns.enter()?;
+        Some((ns, entered))
+    } else {
+        None
+    };
     let mut fed = TestFederation::create_with(&spec, bins, "federation-bench-")?;
+    let mut _delay = None;
+    if let Some((ns, _)) = &netns {
+        let ports: Vec<u16> = fed.layout.members.iter().map(|m| m.p2p_port).collect();
+        let faults = tests::link_faults::LinkFaults::new(ns, ports.clone())?;
+        let how = match faults.set_delay(args.delay_ms) {
+            Ok(()) => "netem".to_string(),
+            Err(e) => {
+                _delay = Some(tests::delay_proxy::DelayProxy::start(
+                    ns,
+                    &ports,
+                    Duration::from_millis(u64::from(args.delay_ms)),
+                )?);
+                format!("delaying proxy (no netem: {e:#})")
+            }
+        };
+        eprintln!(
+            "federation-bench: {} ms one-way delay via {how}",
+            args.delay_ms
+        );
+        fed.launch_prefix = (0..n)
+            .map(tests::link_faults::LinkFaults::launch_prefix)
+            .collect();
+    }
     let mut logs = Vec::new();
     for i in 0..n {
         let log = fed.layout.datadir(i).join("timing.jsonl");
