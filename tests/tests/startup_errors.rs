@@ -173,3 +173,37 @@ fn data_dir_of_another_chain_is_refused() {
     std::fs::write(&marker, verified).unwrap();
     assert_starts_cleanly(&mut fed);
 }
+
+#[test]
+fn missing_signer_journal_on_a_member_with_blocks_is_refused_until_recreated_explicitly() {
+    let mut fed = solo();
+    let datadir = fed.layout.datadir(0);
+    assert_starts_cleanly(&mut fed);
+    let journal = datadir.join("signer.journal");
+    std::fs::remove_file(&journal).unwrap();
+    // No silent reset to a blank journal: the member might sign again what it signed before.
+    expect_failure(
+        &fed,
+        &datadir,
+        &[],
+        &["signer journal", "missing", "signer-journal-init"],
+    );
+    assert!(!journal.exists(), "the failed start created a journal");
+    // The operator re-creates it explicitly, refusing every height up to one the chain has passed.
+    let height = fed.height(0).unwrap_or(0) + 1_000;
+    let out = fed
+        .bins
+        .cli_json(&datadir, &["signer-journal-init", &height.to_string()])
+        .unwrap();
+    assert_eq!(out["refuses_up_to_height"], height);
+    assert!(
+        fed.bins
+            .cli_json(&datadir, &["signer-journal-init", "1"])
+            .is_err(),
+        "an existing journal is never replaced"
+    );
+    // It starts again (and signs nothing at or below `height`, so a 1-of-1 chain stops growing there).
+    fed.start(0).expect("start");
+    std::thread::sleep(Duration::from_secs(2));
+    fed.stop(0).expect("clean stop");
+}

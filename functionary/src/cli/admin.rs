@@ -8,6 +8,7 @@
 //! | `hsm-pubkey` | prints the public key of the existing block-signing key |
 //! | `p2p-keygen` | creates this member's libp2p identity file (refused if it exists); prints its PeerId |
 //! | `p2p-peerid` | prints the PeerId of the existing identity file |
+//! | `signer-journal-init HEIGHT` | re-creates a LOST signer journal whose first record refuses every height up to HEIGHT (refused if a journal exists) |
 //! | `config-hash [FEDERATION_TOML]` | prints the federation config's canonical hash and the genesis hash it implies |
 //! | `ceremony member\|assemble\|verify\|audit ...` | the key ceremony ([`crate::ceremony`]); `ceremony help [STEP]` lists the flags |
 
@@ -27,6 +28,7 @@ pub const COMMANDS: &[&str] = &[
     "hsm-pubkey",
     "p2p-keygen",
     "p2p-peerid",
+    "signer-journal-init",
 ];
 
 /// Runs one admin command and returns its JSON result.
@@ -79,6 +81,38 @@ pub fn run(
             Ok(
                 json!({ "peer_id": keypair.public().to_peer_id().to_string(), "file": node.p2p_key_file }),
             )
+        }
+        "signer-journal-init" => {
+            let node = node_config(datadir)?;
+            let height: u32 = args
+                .first()
+                .context("usage: signer-journal-init HEIGHT")?
+                .parse()
+                .context("signer-journal-init: HEIGHT must be a block height")?;
+            let path = node.data_dir.join("signer.journal");
+            if path.exists() {
+                bail!(
+                    "signer journal {} exists; refusing to replace it (it is what keeps this member from signing twice)",
+                    path.display()
+                );
+            }
+            let mut journal = hsm::SignerJournal::open(&path)?;
+            // An approved decision for a hash no block has: the policy then refuses every height below HEIGHT and
+            // every real block at HEIGHT.
+            let record = hsm::JournalRecord::new(
+                hsm::SignRequestRecord::Block {
+                    height,
+                    block_hash: [0u8; 32],
+                },
+                hsm::Verdict::Approved,
+                "operator re-created a lost journal: nothing at or below this height is signed",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(0),
+            );
+            journal.append(&record)?;
+            Ok(json!({ "journal": path, "refuses_up_to_height": height }))
         }
         other => bail!(
             "unknown admin command {other:?} (admin commands: {})",

@@ -118,12 +118,6 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             me.name
         );
     }
-    let verifier = Box::new(super::certificate::ConsensusCertificateVerifier::new(
-        federation.clone(),
-    ));
-    let guard = hsm::BlockSigningGuard::open(&journal, signer, verifier)
-        .with_context(|| format!("signer journal {}", journal.display()))?;
-
     let store_path = config.data_dir.join("blocks");
     let store = BlockStore::open(&store_path)
         .with_context(|| format!("block store {}", store_path.display()))?;
@@ -135,6 +129,26 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             genesis.block_hash()
         )
     })?;
+    // A member with a chain but no journal may already have signed at heights it would sign again: it must not
+    // start from a blank journal silently.
+    let (tip_height, _) = store.tip()?;
+    if tip_height > 0 && !journal.exists() {
+        bail!(
+            "signer journal {} is missing, but this member's block store already holds {tip_height} blocks: it may \
+             have signed blocks it would sign again. Restore the journal from a backup; if it is lost for good, \
+             create a new one that refuses every height up to one the federation has certainly passed: \
+             `functionary-cli --datadir {} signer-journal-init HEIGHT` (HEIGHT at least the federation's current \
+             height)",
+            journal.display(),
+            config.data_dir.display()
+        );
+    }
+    let verifier = Box::new(super::certificate::ConsensusCertificateVerifier::new(
+        federation.clone(),
+    ));
+    let guard = hsm::BlockSigningGuard::open(&journal, signer, verifier)
+        .with_context(|| format!("signer journal {}", journal.display()))?;
+
     if let Some(last) = guard.last_signed() {
         let (tip_height, _) = store.tip()?;
         tracing::info!(target: "daemon", last_signed_height = last.height, tip_height,
