@@ -126,6 +126,53 @@ enum Wire {
         height: u32,
         tip_hash: [u8; 32],
     },
+    VoteBundle {
+        votes: Vec<WireVote>,
+    },
+}
+
+/// One vote inside a bundle (same fields as `Wire::Vote`).
+#[derive(Serialize, Deserialize)]
+struct WireVote {
+    kind: u8,
+    height: u32,
+    round: u32,
+    block_hash: Option<[u8; 32]>,
+    member: u16,
+    signature_r: [u8; 32],
+    signature_s: [u8; 32],
+}
+
+/// Most votes in one bundle: two kinds, two rounds, one per member of the largest federation.
+pub const MAX_BUNDLE_VOTES: usize = 4 * MAX_CERTIFICATE_VOTES;
+
+fn vote_to_wire(vote: &Vote) -> WireVote {
+    let (signature_r, signature_s) = split_signature(&vote.signature);
+    WireVote {
+        kind: vote.kind.tag(),
+        height: vote.height,
+        round: vote.round,
+        block_hash: vote.block_hash.map(|hash| hash.to_byte_array()),
+        member: vote.member,
+        signature_r,
+        signature_s,
+    }
+}
+
+fn vote_from_wire(wire: WireVote) -> Result<Vote, DecodeError> {
+    let kind = match wire.kind {
+        1 => VoteKind::Prevote,
+        2 => VoteKind::Precommit,
+        other => return Err(DecodeError::VoteKind(other)),
+    };
+    Ok(Vote {
+        kind,
+        height: wire.height,
+        round: wire.round,
+        block_hash: wire.block_hash.map(elements::BlockHash::from_byte_array),
+        member: wire.member,
+        signature: join_signature(&wire.signature_r, &wire.signature_s),
+    })
 }
 
 fn split_signature(signature: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
@@ -195,6 +242,9 @@ impl ConsensusMessage {
             ConsensusMessage::Status(status) => Wire::Status {
                 height: status.height,
                 tip_hash: status.tip_hash.to_byte_array(),
+            },
+            ConsensusMessage::VoteBundle(votes) => Wire::VoteBundle {
+                votes: votes.iter().map(vote_to_wire).collect(),
             },
         };
         let mut out = vec![WIRE_VERSION];
@@ -309,6 +359,19 @@ impl ConsensusMessage {
                 height,
                 tip_hash: elements::BlockHash::from_byte_array(tip_hash),
             }),
+            Wire::VoteBundle { votes } => {
+                if votes.len() > MAX_BUNDLE_VOTES {
+                    return Err(DecodeError::Envelope(format!(
+                        "vote bundle with {} votes",
+                        votes.len()
+                    )));
+                }
+                let votes = votes
+                    .into_iter()
+                    .map(vote_from_wire)
+                    .collect::<Result<Vec<_>, _>>()?;
+                ConsensusMessage::VoteBundle(votes)
+            }
         };
         Ok(message)
     }

@@ -446,6 +446,35 @@ impl Consensus {
             return;
         }
         let genesis = self.params().genesis_hash();
+        // Everyone's votes we hold for this round and the previous one: a member that missed them (or whose
+        // author is gone) needs them to move on.
+        let mut bundle = Vec::new();
+        let rounds = match round.checked_sub(1) {
+            Some(previous) => vec![previous, round],
+            None => vec![round],
+        };
+        for round in rounds {
+            for (kind, tally) in [
+                (VoteKind::Prevote, &self.state.prevotes),
+                (VoteKind::Precommit, &self.state.precommits),
+            ] {
+                for (voter, block_hash, signature) in tally.votes_in(round) {
+                    if voter != self.me {
+                        bundle.push(Vote {
+                            kind,
+                            height,
+                            round,
+                            block_hash,
+                            member: u16::try_from(voter).unwrap_or(u16::MAX),
+                            signature,
+                        });
+                    }
+                }
+            }
+        }
+        if !bundle.is_empty() {
+            self.broadcast(ConsensusMessage::VoteBundle(bundle));
+        }
         for (kind, cast) in [
             (VoteKind::Prevote, self.state.my_prevote.clone()),
             (VoteKind::Precommit, self.state.my_precommit.clone()),
@@ -843,6 +872,7 @@ impl Consensus {
             ConsensusMessage::Commit(commit) => self.on_commit(from, commit),
             ConsensusMessage::FinalBlock(block) => self.on_final_block(from, block),
             ConsensusMessage::Status(status) => self.on_status(from, status),
+            ConsensusMessage::VoteBundle(votes) => self.on_vote_bundle(from, votes),
         }
     }
 
@@ -1064,16 +1094,62 @@ impl Consensus {
         self.count_vote(from, vote);
     }
 
+    /// R14: votes relayed by `from`; each is checked against its own author's key and counted like a direct one.
+    fn on_vote_bundle(&mut self, from: usize, votes: Vec<Vote>) {
+        let genesis = self.params().genesis_hash();
+        for vote in votes {
+            let author = usize::from(vote.member);
+            if author >= self.federation.member_count() {
+                self.reject(
+                    from,
+                    Rejection::MemberOutOfRange {
+                        member: vote.member,
+                    },
+                );
+                return;
+            }
+            if vote.height != self.state.height {
+                // Another height: only evidence that `from` is elsewhere; never counted.
+                if vote.height > self.state.height {
+                    self.fetch
+                        .note_peer_height(from, vote.height.saturating_sub(1));
+                    self.maybe_fetch();
+                }
+                continue;
+            }
+            let valid = self
+                .federation
+                .p2p_key(author)
+                .is_some_and(|key| vote.verify(&genesis, key));
+            if !valid {
+                // A relayed vote that does not verify is the relayer's fault.
+                self.reject(
+                    from,
+                    Rejection::BadVoteSignature {
+                        kind: vote.kind,
+                        member: vote.member,
+                    },
+                );
+                return;
+            }
+            if vote.round > self.state.round.saturating_add(1) {
+                self.state.note_round(author, vote.round);
+                continue;
+            }
+            self.count_vote(author, vote);
+        }
+    }
+
     /// R10 from a relayed certificate.
     fn on_commit(&mut self, from: usize, commit: Commit) {
         let height = commit.certificate.height;
         if self.route_by_height(from, height, || ConsensusMessage::Commit(commit.clone())) {
             return;
         }
-        if self.state.decided.is_some() {
+        let block_hash = commit.block.block_hash();
+        if self.state.decided.is_some() && self.state.block(&block_hash).is_some() {
             return;
         }
-        let block_hash = commit.block.block_hash();
         if let Err(error) = commit
             .certificate
             .verify_for(&self.federation, height, &block_hash)
@@ -1088,6 +1164,9 @@ impl Consensus {
             let round = commit.certificate.round;
             self.state.hold_block(round, commit.block, 0);
             self.check_pending_signatures(block_hash);
+        }
+        if self.state.decided.is_some() {
+            return; // decided from precommits already; the Commit brought the block we lacked
         }
         if self
             .state
@@ -1359,13 +1438,13 @@ impl Consensus {
     }
 
     fn maybe_fetch(&mut self) {
-        let Some((peer_height, peer)) = self.fetch.ahead_of(self.tip.height) else {
-            return;
-        };
         let now = self.now();
         if !self.fetch.may_fetch(now, self.federation.interval_ms()) {
             return;
         }
+        let Some((peer_height, peer)) = self.fetch.ahead_of(self.tip.height) else {
+            return;
+        };
         self.fetch.sent(now, peer);
         self.emit(Effect::FetchBlocks {
             from: peer,

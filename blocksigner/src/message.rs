@@ -27,6 +27,10 @@ pub enum ConsensusMessage {
     FinalBlock(elements::Block),
     /// A member's tip, sent every slot.
     Status(Status),
+    /// Votes of other members (and ours) that we hold for the current and previous round, re-sent by repair
+    /// (R14): each proves its own author, so a member that missed them, or whose author is gone, can still count
+    /// them (Tendermint's liveness needs every honest member to see the votes any honest member saw).
+    VoteBundle(Vec<Vote>),
 }
 
 impl ConsensusMessage {
@@ -39,6 +43,7 @@ impl ConsensusMessage {
             ConsensusMessage::Commit(commit) => commit.certificate.height,
             ConsensusMessage::FinalBlock(block) => block.header.height,
             ConsensusMessage::Status(status) => status.height,
+            ConsensusMessage::VoteBundle(votes) => votes.first().map_or(0, |vote| vote.height),
         }
     }
 
@@ -54,6 +59,7 @@ impl ConsensusMessage {
             ConsensusMessage::Commit(_) => "commit",
             ConsensusMessage::FinalBlock(_) => "final_block",
             ConsensusMessage::Status(_) => "status",
+            ConsensusMessage::VoteBundle(_) => "vote_bundle",
         }
     }
 }

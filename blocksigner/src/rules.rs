@@ -93,7 +93,10 @@
 //!   `validate_final_block` is final too.
 //! * R14. **Repair** (the network may lose messages): while `h` is not final, every `2 · T(round)` after the
 //!   scheduled start (so never during a healthy round) a member re-broadcasts its current round's votes,
-//!   its proposal if it is the current proposer, and, once decided, its `Commit` and its `BlockSignature`.
+//!   its proposal if it is the current proposer, and, once decided, its `Commit` and its `BlockSignature`;
+//!   it also relays every other member's vote it holds for the current and previous round (`VoteBundle`, each
+//!   vote checked against its own author's key), because Tendermint's liveness needs every honest member to
+//!   eventually see the votes any honest member saw, even when their author is gone.
 //!
 //! ## Catch-up
 //!

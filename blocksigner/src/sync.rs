@@ -27,14 +27,21 @@ impl FetchTracker {
         self.best_peer.filter(|(height, _)| *height > tip_height)
     }
 
-    /// Whether a new fetch may be sent now.
-    pub(crate) fn may_fetch(&self, now_ms: u64, interval_ms: u64) -> bool {
+    /// Whether a new fetch may be sent now. A fetch that went unanswered for [`FETCH_TIMEOUT_INTERVALS`] slots
+    /// is abandoned and its peer forgotten as "ahead" (it may be gone, or stalling us on purpose), so the next
+    /// `Status` from another peer picks who is asked next.
+    pub(crate) fn may_fetch(&mut self, now_ms: u64, interval_ms: u64) -> bool {
         match self.outstanding {
             None => true,
-            Some((sent_at, _)) => {
-                now_ms
+            Some((sent_at, peer)) => {
+                let expired = now_ms
                     >= sent_at
-                        .saturating_add(interval_ms.max(1).saturating_mul(FETCH_TIMEOUT_INTERVALS))
+                        .saturating_add(interval_ms.max(1).saturating_mul(FETCH_TIMEOUT_INTERVALS));
+                if expired {
+                    self.outstanding = None;
+                    self.forget_peer(peer);
+                }
+                expired
             }
         }
     }

@@ -148,6 +148,23 @@ impl VoteTally {
             .unwrap_or_default()
     }
 
+    /// Every vote held for `round`: `(member, value, signature)`, members ascending.
+    pub(crate) fn votes_in(
+        &self,
+        round: u32,
+    ) -> Vec<(usize, Option<elements::BlockHash>, [u8; 64])> {
+        self.rounds
+            .get(&round)
+            .map(|votes| {
+                votes
+                    .by_member
+                    .iter()
+                    .map(|(member, (value, signature))| (*member, *value, *signature))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The largest count for one block in any round.
     pub(crate) fn best_count(&self) -> usize {
         self.rounds

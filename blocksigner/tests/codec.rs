@@ -109,6 +109,27 @@ fn sample_messages() -> Vec<ConsensusMessage> {
             height: u32::MAX,
             tip_hash: hash,
         }),
+        ConsensusMessage::VoteBundle(vec![
+            Vote::sign(
+                &genesis_hash,
+                VoteKind::Prevote,
+                1,
+                3,
+                Some(hash),
+                2,
+                &p2p_secret(2),
+            ),
+            Vote::sign(
+                &genesis_hash,
+                VoteKind::Precommit,
+                1,
+                3,
+                None,
+                0,
+                &p2p_secret(0),
+            ),
+        ]),
+        ConsensusMessage::VoteBundle(Vec::new()),
     ]
 }
 
@@ -125,7 +146,8 @@ fn every_message_kind_round_trips() {
             "precommit",
             "prevote",
             "proposal",
-            "status"
+            "status",
+            "vote_bundle"
         ],
         "the samples cover every kind"
     );

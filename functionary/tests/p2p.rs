@@ -102,7 +102,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> Duration {
     started.elapsed()
 }
 
-/// True when `node` is connected to, and has the gossip subscription of, every peer in `peers`.
+/// True when `node` is connected to, and has an open broadcast stream to, every peer in `peers`.
 fn meshed(node: &P2pHandle, peers: &[&Member]) -> bool {
     let status = node.peers();
     peers.iter().all(|m| {

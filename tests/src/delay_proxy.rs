@@ -31,6 +31,18 @@ pub struct DelayProxy {
     bytes: Arc<AtomicU64>,
 }
 
+/// Binds a listener on a port below the kernel's ephemeral range. The members' ports were picked from the ephemeral
+/// range (bound to port 0, then released) but are not bound yet when the proxy starts: a port-0 listener here could
+/// take one of them and keep that member from starting.
+fn bind_outside_ephemeral_range() -> anyhow::Result<TcpListener> {
+    for port in 21_000u16..28_000 {
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener);
+        }
+    }
+    anyhow::bail!("no free port in 21000..28000 for a delay proxy listener")
+}
+
 impl DelayProxy {
     /// Starts one listener per member port in `p2p_ports` and installs the redirect rules in `ns` for members
     /// `0..p2p_ports.len()` (whose daemons must run with gids `GID_BASE + i`).
@@ -41,8 +53,7 @@ impl DelayProxy {
         let mut rules = String::new();
         let last_gid = GID_BASE.saturating_add(u32::try_from(p2p_ports.len()).unwrap_or(u32::MAX));
         for &port in p2p_ports {
-            let listener =
-                TcpListener::bind("127.0.0.1:0").context("binding a delay proxy listener")?;
+            let listener = bind_outside_ephemeral_range()?;
             listener.set_nonblocking(true)?;
             let proxy_port = listener.local_addr()?.port();
             rules.push_str(&format!(

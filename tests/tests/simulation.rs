@@ -15,14 +15,14 @@ fn threads() -> usize {
 
 /// (n, Byzantine members, seeds, first seed).
 const PLAN: &[(usize, usize, u64, u64)] = &[
-    (4, 0, 700, 0),
-    (4, 1, 400, 10_000),
+    (4, 0, 860, 0),
+    (4, 1, 460, 10_000),
     (7, 0, 300, 20_000),
-    (7, 2, 250, 30_000),
-    (15, 0, 150, 40_000),
-    (15, 4, 150, 50_000),
+    (7, 2, 150, 30_000),
+    (15, 0, 100, 40_000),
+    (15, 4, 100, 50_000),
     // Beyond the liveness bound (n - m = 4) but within the safety bound (2m - n - 1 = 6): safety only.
-    (15, 6, 50, 60_000),
+    (15, 6, 30, 60_000),
 ];
 
 #[test]

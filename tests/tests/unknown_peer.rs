@@ -13,7 +13,7 @@ fn unknown_peer_is_denied_before_any_message_is_processed() -> anyhow::Result<()
     fed.wait_height(&[0, 1, 2, 3], 3, Duration::from_secs(120))?;
 
     // The rogue: a real functionaryd with its own token and identity, whose federation config also lists the
-    // four real members (so it dials them and gossips to them), with a majority threshold over 5.
+    // four real members (so it dials them and broadcasts to them), with a majority threshold over 5.
     let mut rogue = TestFederation::create(1, 1, Duration::from_millis(200))?;
     let rogue_peer = rogue.layout.members[0].peer_id.clone();
     let mut config =

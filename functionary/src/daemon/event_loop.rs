@@ -16,7 +16,7 @@ use crate::config::NodeConfig;
 use crate::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
 use crate::rpc::{self, RpcContext};
 
-/// Largest encoded peer message (gossip and block-range responses).
+/// Largest encoded peer message (broadcast frames and block-range responses).
 const MAX_MESSAGE_BYTES: usize = blocksigner::MAX_MESSAGE_BYTES;
 
 /// Starts p2p and RPC, then runs until stopped.

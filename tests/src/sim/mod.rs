@@ -325,6 +325,8 @@ pub struct Simulation {
     crashes: u64,
     fault_end_time: u64,
     height_at_fault_end: u32,
+    /// Members that crashed and never come back.
+    dead: BTreeSet<usize>,
     recovery_ms: Option<u64>,
 }
 
@@ -369,6 +371,9 @@ fn describe(message: &ConsensusMessage) -> String {
             hash8(&b.block_hash())
         ),
         ConsensusMessage::Status(s) => format!("status h{}", s.height),
+        ConsensusMessage::VoteBundle(votes) => {
+            format!("vote_bundle h{} ({} votes)", message.height(), votes.len())
+        }
     }
 }
 
@@ -438,6 +443,7 @@ impl Simulation {
             crashes: 0,
             fault_end_time: START_MS + 37 + config.fault_duration_ms,
             height_at_fault_end: 0,
+            dead: BTreeSet::new(),
             recovery_ms: None,
             config,
         };
@@ -545,10 +551,10 @@ impl Simulation {
     /// Runs to the end; Ok with a report, or the first violation with its schedule.
     pub fn run(mut self) -> Result<SimReport, Box<SimFailure>> {
         // The calm phase always outlasts the liveness window, so a slow recovery is reported as such.
-        let calm = self
-            .config
-            .calm_duration_ms
-            .max(self.config.liveness_window_ms() + 2 * self.config.interval_ms);
+        let calm = self.config.calm_duration_ms.max(
+            self.config.liveness_window_ms()
+                + (blocksigner::rules::FETCH_TIMEOUT_INTERVALS + 2) * self.config.interval_ms,
+        );
         let end = self.fault_end_time + calm;
         while let Some(((at, seq), event)) = self.queue.pop_first() {
             if at > end {
@@ -602,7 +608,13 @@ impl Simulation {
         if !live {
             return Ok(());
         }
-        let window = self.config.liveness_window_ms();
+        // A member catching up may have been asking a peer that then stayed dead: one fetch timeout more.
+        let dead_allowance = if self.dead.is_empty() {
+            0
+        } else {
+            blocksigner::rules::FETCH_TIMEOUT_INTERVALS * self.config.interval_ms
+        };
+        let window = self.config.liveness_window_ms() + dead_allowance;
         match self.recovery_ms {
             Some(ms) if ms <= window => {}
             Some(ms) => {
@@ -619,7 +631,7 @@ impl Simulation {
         }
         // Every honest member has caught up to at least the height reached when the faults stopped, plus one.
         for (i, member) in self.members.iter().enumerate() {
-            if member.behaviour.is_some() {
+            if member.behaviour.is_some() || self.dead.contains(&i) {
                 continue;
             }
             let height = member.store.len().saturating_sub(1) as u32;
@@ -692,7 +704,7 @@ impl Simulation {
             }
             Event::Crash { member } => self.crash(member),
             Event::Restart { member } => {
-                if !self.members[member].up {
+                if !self.members[member].up && !self.dead.contains(&member) {
                     self.log(format!("member {member} restarts"));
                     self.boot(member);
                 }
@@ -720,8 +732,28 @@ impl Simulation {
                 self.partition = None;
                 self.height_at_fault_end = self.checker.highest_final();
                 self.log(format!("faults end at height {}", self.height_at_fault_end));
+                // Some crashed members never come back (within the liveness budget n - m - Byzantine): their last
+                // votes are then only known to whoever received them.
+                let budget = self
+                    .config
+                    .liveness_bound()
+                    .saturating_sub(self.config.byzantine);
+                let stay_dead = if budget > 0 {
+                    self.rng.gen_range(0..=budget)
+                } else {
+                    0
+                };
                 for member in 0..self.config.n {
-                    if !self.members[member].up {
+                    if !self.members[member].up
+                        && self.members[member].behaviour.is_none()
+                        && self.dead.len() < stay_dead
+                    {
+                        self.dead.insert(member);
+                        self.log(format!("member {member} stays dead"));
+                    }
+                }
+                for member in 0..self.config.n {
+                    if !self.members[member].up && !self.dead.contains(&member) {
                         self.log(format!("member {member} restarts (faults end)"));
                         self.boot(member);
                     }
