@@ -100,15 +100,7 @@ enum Wire {
         signature_r: [u8; 32],
         signature_s: [u8; 32],
     },
-    Vote {
-        kind: u8,
-        height: u32,
-        round: u32,
-        block_hash: Option<[u8; 32]>,
-        member: u16,
-        signature_r: [u8; 32],
-        signature_s: [u8; 32],
-    },
+    Vote(WireVote),
     BlockSignature {
         height: u32,
         block_hash: [u8; 32],
@@ -131,7 +123,7 @@ enum Wire {
     },
 }
 
-/// One vote inside a bundle (same fields as `Wire::Vote`).
+/// A vote on the wire (alone in `Wire::Vote`, or inside a bundle).
 #[derive(Serialize, Deserialize)]
 struct WireVote {
     kind: u8,
@@ -214,18 +206,7 @@ impl ConsensusMessage {
                     signature_s,
                 }
             }
-            ConsensusMessage::Vote(vote) => {
-                let (signature_r, signature_s) = split_signature(&vote.signature);
-                Wire::Vote {
-                    kind: vote.kind.tag(),
-                    height: vote.height,
-                    round: vote.round,
-                    block_hash: vote.block_hash.map(|hash| hash.to_byte_array()),
-                    member: vote.member,
-                    signature_r,
-                    signature_s,
-                }
-            }
+            ConsensusMessage::Vote(vote) => Wire::Vote(vote_to_wire(vote)),
             ConsensusMessage::Commit(commit) => Wire::Commit {
                 certificate: commit.certificate.clone(),
                 block: Bytes(elements::encode::serialize(&commit.block)),
@@ -300,29 +281,7 @@ impl ConsensusMessage {
                     signature: join_signature(&signature_r, &signature_s),
                 })
             }
-            Wire::Vote {
-                kind,
-                height,
-                round,
-                block_hash,
-                member,
-                signature_r,
-                signature_s,
-            } => {
-                let kind = match kind {
-                    1 => VoteKind::Prevote,
-                    2 => VoteKind::Precommit,
-                    other => return Err(DecodeError::VoteKind(other)),
-                };
-                ConsensusMessage::Vote(Vote {
-                    kind,
-                    height,
-                    round,
-                    block_hash: block_hash.map(elements::BlockHash::from_byte_array),
-                    member,
-                    signature: join_signature(&signature_r, &signature_s),
-                })
-            }
+            Wire::Vote(vote) => ConsensusMessage::Vote(vote_from_wire(vote)?),
             Wire::Commit { certificate, block } => {
                 if certificate.precommits.len() > MAX_CERTIFICATE_VOTES {
                     return Err(DecodeError::Envelope(format!(

@@ -1072,31 +1072,38 @@ impl Consensus {
         if self.route_by_height(from, vote.height, || ConsensusMessage::Vote(vote.clone())) {
             return;
         }
+        self.accept_signed_vote(from, from, vote);
+    }
+
+    /// Checks `vote`'s signature under its `author`'s p2p key (a bad one is blamed on `sender`, who sent or relayed
+    /// it), then counts it, or, for a round beyond the next one, only notes the author's round (R9's skip).
+    /// Returns false if the signature is bad.
+    fn accept_signed_vote(&mut self, sender: usize, author: usize, vote: Vote) -> bool {
         let genesis = self.params().genesis_hash();
         let valid = self
             .federation
-            .p2p_key(from)
+            .p2p_key(author)
             .is_some_and(|key| vote.verify(&genesis, key));
         if !valid {
             self.reject(
-                from,
+                sender,
                 Rejection::BadVoteSignature {
                     kind: vote.kind,
                     member: vote.member,
                 },
             );
-            return;
+            return false;
         }
         if vote.round > self.state.round.saturating_add(1) {
-            self.state.note_round(from, vote.round);
-            return;
+            self.state.note_round(author, vote.round);
+        } else {
+            self.count_vote(author, vote);
         }
-        self.count_vote(from, vote);
+        true
     }
 
     /// R14: votes relayed by `from`; each is checked against its own author's key and counted like a direct one.
     fn on_vote_bundle(&mut self, from: usize, votes: Vec<Vote>) {
-        let genesis = self.params().genesis_hash();
         for vote in votes {
             let author = usize::from(vote.member);
             if author >= self.federation.member_count() {
@@ -1117,26 +1124,10 @@ impl Consensus {
                 }
                 continue;
             }
-            let valid = self
-                .federation
-                .p2p_key(author)
-                .is_some_and(|key| vote.verify(&genesis, key));
-            if !valid {
-                // A relayed vote that does not verify is the relayer's fault.
-                self.reject(
-                    from,
-                    Rejection::BadVoteSignature {
-                        kind: vote.kind,
-                        member: vote.member,
-                    },
-                );
+            // A relayed vote that does not verify is the relayer's fault: the rest of its bundle is dropped.
+            if !self.accept_signed_vote(from, author, vote) {
                 return;
             }
-            if vote.round > self.state.round.saturating_add(1) {
-                self.state.note_round(author, vote.round);
-                continue;
-            }
-            self.count_vote(author, vote);
         }
     }
 
