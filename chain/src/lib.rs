@@ -7,7 +7,9 @@
 mod build;
 mod error;
 mod genesis;
+pub mod ledger;
 mod merkle;
+pub mod mempool;
 mod multisig;
 mod params;
 pub mod proof;
