@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::certificate::CommitCertificate;
+use crate::content::{BlockContent, EmptyBlocks};
 use crate::federation::Federation;
 use crate::height::{HeightState, Step, Timer};
 use crate::io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};
@@ -39,6 +40,8 @@ pub struct Consensus {
     refusal_reported: Option<elements::BlockHash>,
     /// Next-height messages to process once the current input is done.
     replay: VecDeque<(usize, ConsensusMessage)>,
+    /// Builds our proposals and judges others' transactions.
+    content: Box<dyn BlockContent>,
     out: Vec<Effect>,
 }
 
@@ -121,6 +124,7 @@ impl Consensus {
             future: FutureBuffer::default(),
             refusal_reported: None,
             replay: VecDeque::new(),
+            content: Box::new(EmptyBlocks),
             out: Vec::new(),
         }
     }
@@ -222,6 +226,12 @@ impl Consensus {
 
     fn is_member(&self) -> bool {
         self.me < self.federation.member_count()
+    }
+
+    /// Replaces the block content (default [`EmptyBlocks`]): the daemon passes one backed by its ledger.
+    pub fn with_content(mut self, content: Box<dyn BlockContent>) -> Self {
+        self.content = content;
+        self
     }
 
     fn params(&self) -> &chain::FederationParams {
@@ -393,7 +403,8 @@ impl Consensus {
             Some((valid_round, held)) => (held.block.clone(), Some(valid_round)),
             None => {
                 let time = block_time(self.tip.time, self.scheduled_start());
-                (chain::build_block(self.params(), &self.tip, time), None)
+                let params = Arc::clone(&self.federation);
+                (self.content.build(&params.params, &self.tip, time), None)
             }
         };
         self.state.proposed_round = Some(round);
@@ -922,6 +933,11 @@ impl Consensus {
         }
         if let Err(error) = chain::validate_proposal(self.params(), &self.tip, block) {
             self.reject(from, Rejection::InvalidProposal(error.to_string()));
+            return false;
+        }
+        let federation = Arc::clone(&self.federation);
+        if let Err(reason) = self.content.validate(&federation.params, &self.tip, block) {
+            self.reject(from, Rejection::InvalidProposal(reason));
             return false;
         }
         let now = self.now();

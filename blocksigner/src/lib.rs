@@ -7,6 +7,7 @@
 mod certificate;
 mod codec;
 mod consensus;
+mod content;
 mod federation;
 mod height;
 mod io;
@@ -22,6 +23,7 @@ pub use certificate::{
 };
 pub use codec::{DecodeError, WIRE_VERSION};
 pub use consensus::Consensus;
+pub use content::{BlockContent, EmptyBlocks};
 pub use federation::Federation;
 pub use height::Step;
 pub use io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};

@@ -18,7 +18,9 @@
 //!   transport authenticates that a message came from *some* member; `from` is that member's index; every
 //!   rule that attributes a message to a member checks that member's own signature in the message.
 //! * `valid(v)`: `chain::validate_proposal(params, tip, v)` passes, the block's height is `h`, its parent is
-//!   the tip, and its time is not more than [`MAX_CLOCK_SKEW_MS`] ahead of our clock.
+//!   the tip, its time is not more than [`MAX_CLOCK_SKEW_MS`] ahead of our clock, and its transactions pass
+//!   [`crate::BlockContent::validate`] (the daemon's: every transaction valid against this member's own UTXO set at
+//!   the tip, no double spend, the coinbase claiming at most the fees, the witness commitment).
 //!
 //! ## Schedule, rounds, proposers
 //!
@@ -43,7 +45,8 @@
 //!
 //! * R4. **Start round `r`**: `round = r`, `step = propose`. If we are the proposer: at round 0 not before
 //!   the scheduled start, we propose `valid.block` with `valid_round = valid.round` if we have one and hold
-//!   the block, else a new block `chain::build_block(params, tip, block_time)` with no valid round; the
+//!   the block, else a new block from [`crate::BlockContent::build`] (the daemon's: a mempool template by fee
+//!   rate, validated like anyone else's) with no valid round; the
 //!   proposal is signed with our p2p key ([`proposal_signing_bytes`]). Otherwise we arm the propose timeout
 //!   at `max(now, scheduled_start) + T(r)`.
 //! * R5. A proposal is accepted only from `proposer_of(h, r)`, with a valid signature, message height = block

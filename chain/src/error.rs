@@ -51,6 +51,15 @@ pub enum ParamsError {
         /// The name given.
         name: String,
     },
+    /// Initial coins of zero or more than 21 million coins.
+    #[error("initial coins: {amount} sat is not in 1..=2100000000000000")]
+    InitialCoinsAmount {
+        /// The amount given.
+        amount: u64,
+    },
+    /// Initial coins paid to an empty script.
+    #[error("initial coins: the script is empty")]
+    InitialCoinsScriptEmpty,
     /// Chain name too long.
     #[error("chain name is {len} bytes long; at most {max} are allowed")]
     ChainNameTooLong {
@@ -269,11 +278,11 @@ pub enum BlockError {
     /// First tx not coinbase.
     #[error("first transaction is not a coinbase")]
     FirstNotCoinbase,
-    /// More than the coinbase.
-    #[error("block has {count} transactions; only the coinbase is allowed for now")]
-    UnexpectedTransactions {
-        /// Transaction count.
-        count: usize,
+    /// A transaction after the first is a coinbase too ("bad-cb-multiple").
+    #[error("bad-cb-multiple: transaction {index} is a second coinbase")]
+    SecondCoinbase {
+        /// Its position in the block.
+        index: usize,
     },
     /// Coinbase does not follow our rules.
     #[error("invalid coinbase: {reason}")]

@@ -51,7 +51,17 @@ pub(crate) fn genesis_block(params: &FederationParams) -> elements::Block {
         .push_slice(&commit)
         .push_slice(params.chain_name().as_bytes())
         .into_script();
-    let txdata = vec![coinbase_transaction(script_sig, params.policy_asset())];
+    let mut coinbase = coinbase_transaction(script_sig, params.policy_asset());
+    if let Some(coins) = params.initial_coins() {
+        coinbase.output.push(elements::TxOut {
+            asset: elements::confidential::Asset::Explicit(params.policy_asset()),
+            value: elements::confidential::Value::Explicit(coins.amount),
+            nonce: elements::confidential::Nonce::Null,
+            script_pubkey: coins.script_pubkey.clone(),
+            witness: elements::TxOutWitness::default(),
+        });
+    }
+    let txdata = vec![coinbase];
     let header = BlockHeader {
         version: BLOCK_VERSION,
         prev_blockhash: elements::BlockHash::from_byte_array([0u8; 32]),

@@ -8,8 +8,8 @@ mod build;
 mod error;
 mod genesis;
 pub mod ledger;
-mod merkle;
 pub mod mempool;
+mod merkle;
 mod multisig;
 mod params;
 pub mod proof;
@@ -21,8 +21,10 @@ pub use build::{
 };
 pub use error::{BlockError, ParamsError, ProofError};
 pub use genesis::{argument_commitment, derive_policy_asset};
+pub use merkle::merkle_root;
 pub use params::{
-    FederationParams, FEDPEGSCRIPT, MAX_CHAIN_NAME_LEN, MAX_MEMBERS, MAX_SIGNATURE_WITH_SIGHASH_LEN,
+    FederationParams, InitialCoins, FEDPEGSCRIPT, MAX_CHAIN_NAME_LEN, MAX_MEMBERS,
+    MAX_SIGNATURE_WITH_SIGHASH_LEN,
 };
 pub use signature::SIGHASH_ALL;
 pub use validate::{block_signers, validate_final_block, validate_proposal, MAX_BLOCK_WEIGHT};

@@ -5,7 +5,7 @@ use elements::{Transaction, TxMerkleNode};
 
 /// Merkle root of the txids: pairwise SHA256d, the last node of an odd level paired with itself; all zeros for no
 /// transactions.
-pub(crate) fn merkle_root(txdata: &[Transaction]) -> TxMerkleNode {
+pub fn merkle_root(txdata: &[Transaction]) -> TxMerkleNode {
     let leaves: Vec<[u8; 32]> = txdata.iter().map(|tx| tx.txid().to_byte_array()).collect();
     TxMerkleNode::from_byte_array(merkle_root_of(leaves))
 }

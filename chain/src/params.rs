@@ -36,7 +36,18 @@ pub struct FederationParams {
     full_params: Params,
     compact_params: Params,
     policy_asset: elements::AssetId,
+    initial_coins: Option<InitialCoins>,
     genesis_hash: elements::BlockHash,
+}
+
+/// Policy-asset coins created in the genesis coinbase (Elements' `-initialfreecoins` for custom chains; a test or
+/// development chain needs money before peg-ins exist). Genesis outputs are spendable in our ledger, as in Elements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitialCoins {
+    /// Amount in satoshis of the policy asset (at most 21 million coins).
+    pub amount: u64,
+    /// The script the coins are paid to.
+    pub script_pubkey: elements::Script,
 }
 
 impl FederationParams {
@@ -123,10 +134,39 @@ impl FederationParams {
             full_params,
             compact_params,
             policy_asset,
+            initial_coins: None,
             genesis_hash: elements::BlockHash::from_byte_array([0u8; 32]),
         };
         params.genesis_hash = genesis::genesis_block(&params).block_hash();
         Ok(params)
+    }
+
+    /// The same federation with `coins` paid by the genesis coinbase (a different genesis hash). Refused: zero,
+    /// more than 21 million coins, an empty script.
+    pub fn with_initial_coins(mut self, coins: InitialCoins) -> Result<Self, ParamsError> {
+        const MAX_MONEY: u64 = 21_000_000 * 100_000_000;
+        if coins.amount == 0 || coins.amount > MAX_MONEY {
+            return Err(ParamsError::InitialCoinsAmount {
+                amount: coins.amount,
+            });
+        }
+        if coins.script_pubkey.is_empty() {
+            return Err(ParamsError::InitialCoinsScriptEmpty);
+        }
+        self.initial_coins = Some(coins);
+        self.genesis_hash = genesis::genesis_block(&self).block_hash();
+        Ok(self)
+    }
+
+    /// The coins the genesis block creates, if any.
+    pub fn initial_coins(&self) -> Option<&InitialCoins> {
+        self.initial_coins.as_ref()
+    }
+
+    /// The only script a coinbase may pay fees to: the federation's block-signing program
+    /// ([`FederationParams::signblockscript`]), like Elements' `con_mandatorycoinbase`.
+    pub fn fee_script(&self) -> &elements::Script {
+        &self.signblockscript
     }
 
     /// The chain name.
@@ -208,7 +248,8 @@ impl FederationParams {
     /// current = [`FederationParams::full_params`], proposed = Null, empty witness (genesis is not signed), one
     /// coinbase whose scriptSig pushes the Elements argument commitment
     /// `SHA256(chain_name || hex(fedpegscript) || hex(signblockscript))` (so it commits to the chain name and the
-    /// params) and then the chain name itself, paying 0 of the policy asset to `OP_RETURN`.
+    /// params) and then the chain name itself, paying 0 of the policy asset to `OP_RETURN`, then the
+    /// [`InitialCoins`] output if there is one.
     pub fn genesis_block(&self) -> elements::Block {
         genesis::genesis_block(self)
     }

@@ -15,11 +15,13 @@ const COINBASE_SCRIPT_SIG_LEN: std::ops::RangeInclusive<usize> = 2..=100;
 
 /// Everything about a proposed (unsigned) child of `parent` except the proof: header version [`BLOCK_VERSION`]
 /// with dynafed params, prev hash, height = parent+1, time >= parent.time, current == compact_params(), proposed
-/// Null, witness empty, exactly one transaction which is the coinbase (for now blocks carry no other
-/// transactions), merkle root matches txdata, weight <= [`MAX_BLOCK_WEIGHT`].
+/// Null, witness empty, the first transaction and only the first is the coinbase, merkle root matches txdata,
+/// weight <= [`MAX_BLOCK_WEIGHT`].
 ///
 /// The coinbase must have one null-prevout input (no peg-in, no issuance) whose scriptSig (2..=100 bytes)
-/// starts with the minimal push of the block height, and only outputs of explicit value 0 in the policy asset.
+/// starts with the minimal push of the block height, and only outputs of explicit values in the policy asset.
+/// These are the header and shape rules; what the transactions do to the UTXO set (inputs, amounts, scripts,
+/// fees claimed by the coinbase, the witness commitment) is checked by [`crate::ledger::connect_block`].
 pub fn validate_proposal(
     params: &FederationParams,
     parent: &BlockHeader,
@@ -129,10 +131,8 @@ fn check_block_except_witness(
     if !coinbase.is_coinbase() {
         return Err(BlockError::FirstNotCoinbase);
     }
-    if block.txdata.len() != 1 {
-        return Err(BlockError::UnexpectedTransactions {
-            count: block.txdata.len(),
-        });
+    if let Some(index) = block.txdata.iter().skip(1).position(|tx| tx.is_coinbase()) {
+        return Err(BlockError::SecondCoinbase { index: index + 1 });
     }
     check_coinbase(params, coinbase, header.height)?;
     let computed = merkle_root(&block.txdata);
@@ -187,9 +187,11 @@ fn check_coinbase(
     }
     let policy_asset = params.policy_asset();
     for (index, output) in coinbase.output.iter().enumerate() {
-        if output.value != Value::Explicit(0) || output.asset != Asset::Explicit(policy_asset) {
+        if !matches!(output.value, Value::Explicit(_))
+            || output.asset != Asset::Explicit(policy_asset)
+        {
             return Err(invalid(format!(
-                "output {index} is not an explicit zero value of the policy asset"
+                "output {index} is not an explicit value of the policy asset"
             )));
         }
     }

@@ -490,7 +490,7 @@ fn proposal_structure_rules() {
     b.txdata.push(b.txdata[0].clone());
     assert_eq!(
         validate_proposal(&fed.params, &parent, &b),
-        Err(BlockError::UnexpectedTransactions { count: 2 })
+        Err(BlockError::SecondCoinbase { index: 1 })
     );
 
     let mut b = block.clone();
@@ -508,7 +508,7 @@ fn proposal_structure_rules() {
     );
 
     let mut b = block.clone();
-    b.txdata[0].output[0].value = elements::confidential::Value::Explicit(1);
+    b.txdata[0].output[0].value = elements::confidential::Value::Null;
     assert!(matches!(
         validate_proposal(&fed.params, &parent, &b),
         Err(BlockError::InvalidCoinbase { .. })

@@ -20,4 +20,7 @@ pub struct LedgerContext {
     pub fee_script: elements::Script,
     /// Blocks a coinbase output must wait before it can be spent (Elements: 100).
     pub coinbase_maturity: u32,
+    /// Header time of the block the transaction is (or would be) in: the `time` of the outputs it creates, which
+    /// later time-based BIP68 sequence locks count from.
+    pub block_time: u32,
 }

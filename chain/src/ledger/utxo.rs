@@ -93,3 +93,70 @@ impl<V: UtxoView> UtxoView for OverlayView<V> {
         self.base.utxo(outpoint)
     }
 }
+
+/// Scripts longer than this can never be spent (Bitcoin's and Elements' `MAX_SCRIPT_SIZE`).
+pub const MAX_SCRIPT_SIZE: usize = 10_000;
+
+/// Whether an output enters the UTXO set: not a fee output (empty script), not provably unspendable (`OP_RETURN`
+/// first, which includes peg-outs, or a script longer than [`MAX_SCRIPT_SIZE`]).
+/// Same rule as rust-elements' `Script::is_provably_unspendable` (used by validation), stated once here.
+pub fn is_spendable(out: &TxOut) -> bool {
+    !out.script_pubkey.is_provably_unspendable()
+}
+
+/// What a block does to the UTXO set, read off the block alone (no validation): the outputs it spends from
+/// before the block, and the spendable outputs it leaves. An output created and spent inside the block appears in
+/// neither. Peg-in inputs spend nothing of ours. Genesis outputs are spendable (as in Elements) and are not
+/// marked coinbase.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UtxoChanges {
+    /// Outputs from earlier blocks spent by this block, in order.
+    pub spent: Vec<OutPoint>,
+    /// Outputs this block leaves unspent, in order.
+    pub created: Vec<(OutPoint, Utxo)>,
+}
+
+/// See [`UtxoChanges`].
+pub fn block_utxo_changes(block: &elements::Block) -> UtxoChanges {
+    let height = block.header.height;
+    let time = block.header.time;
+    let mut created: Vec<(OutPoint, Utxo)> = Vec::new();
+    let mut index: HashMap<OutPoint, usize> = HashMap::new();
+    let mut spent_inside: HashSet<OutPoint> = HashSet::new();
+    let mut spent = Vec::new();
+    for tx in &block.txdata {
+        let coinbase = tx.is_coinbase();
+        if !coinbase {
+            for input in tx.input.iter().filter(|input| !input.is_pegin) {
+                let outpoint = input.previous_output;
+                if index.contains_key(&outpoint) {
+                    spent_inside.insert(outpoint);
+                } else {
+                    spent.push(outpoint);
+                }
+            }
+        }
+        let txid = tx.txid();
+        for (vout, out) in tx.output.iter().enumerate() {
+            if !is_spendable(out) {
+                continue;
+            }
+            let Ok(vout) = u32::try_from(vout) else {
+                continue;
+            };
+            let outpoint = OutPoint::new(txid, vout);
+            index.insert(outpoint, created.len());
+            created.push((
+                outpoint,
+                Utxo {
+                    txout: out.clone(),
+                    height,
+                    time,
+                    is_coinbase: coinbase && height > 0,
+                },
+            ));
+        }
+    }
+    created.retain(|(outpoint, _)| !spent_inside.contains(outpoint));
+    UtxoChanges { spent, created }
+}
