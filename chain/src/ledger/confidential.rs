@@ -341,20 +341,19 @@ fn verify_confidential_balance(tx: &Transaction, spent: &[TxOut]) -> Result<(), 
                 format!("confidential output {index} has no rangeproof"),
             )
         })?;
-        let range = proof
-            .verify(
-                SECP256K1,
-                commitment,
-                out.script_pubkey.as_bytes(),
-                *generator,
+        let min_value = super::proof_cache::verify_rangeproof(
+            proof,
+            commitment,
+            out.script_pubkey.as_bytes(),
+            *generator,
+        )
+        .map_err(|e| {
+            amounts(
+                "bad-txns-rangeproof-invalid",
+                format!("rangeproof of output {index} does not verify: {e}"),
             )
-            .map_err(|e| {
-                amounts(
-                    "bad-txns-rangeproof-invalid",
-                    format!("rangeproof of output {index} does not verify: {e}"),
-                )
-            })?;
-        if range.start == 0 && !out.script_pubkey.is_provably_unspendable() {
+        })?;
+        if min_value == 0 && !out.script_pubkey.is_provably_unspendable() {
             return Err(amounts(
                 "bad-txns-rangeproof-invalid",
                 format!("rangeproof of spendable output {index} allows the value 0"),
@@ -372,7 +371,7 @@ fn verify_confidential_balance(tx: &Transaction, spent: &[TxOut]) -> Result<(), 
                 format!("output {index} has a confidential asset and no surjection proof"),
             )
         })?;
-        if !proof.verify(SECP256K1, *generator, &domain) {
+        if !super::proof_cache::verify_surjection(proof, *generator, &domain) {
             return Err(amounts(
                 "bad-txns-surjectionproof-invalid",
                 format!("surjection proof of output {index} does not verify against the inputs' and issuances' assets"),
@@ -380,6 +379,11 @@ fn verify_confidential_balance(tx: &Transaction, spent: &[TxOut]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// The process-wide secp256k1-zkp context.
+pub(crate) fn secp() -> &'static secp256k1_zkp::Secp256k1<secp256k1_zkp::All> {
+    SECP256K1
 }
 
 fn amounts(reason: &'static str, detail: String) -> TxRejection {

@@ -15,6 +15,7 @@
 //! - `pegout.rs`: peg-out output recognition ([`PegoutRecord`]);
 //! - `locktime.rs`: lock time and BIP68 sequence locks;
 //! - `scripts.rs`: input script verification through elements-miniscript's interpreter ([`verify_input_scripts`]);
+//! - `proof_cache.rs`: verified range and surjection proofs remembered (checked once per process);
 //! - `block_connect.rs`: whole-block rules (coinbase, fees, witness commitment, no double spend) → [`BlockDelta`].
 
 mod block_connect;
@@ -23,6 +24,7 @@ mod context;
 mod issuance;
 mod locktime;
 mod pegout;
+mod proof_cache;
 mod rejection;
 mod scripts;
 mod tx_check;
@@ -35,6 +37,7 @@ pub use context::*;
 pub use issuance::*;
 pub use locktime::*;
 pub use pegout::*;
+pub use proof_cache::clear_proof_cache;
 pub use rejection::*;
 pub use scripts::*;
 pub use tx_check::*;

@@ -1,0 +1,101 @@
+//! A process-wide cache of verified confidential proofs (Elements' `CachingRangeProofChecker` /
+//! `CachingSurjectionProofChecker`): a rangeproof or surjection proof checked when its transaction entered the
+//! mempool is not checked again when the block carrying it is validated, nor when the mempool re-validates after
+//! a block. Only successes are cached, keyed by SHA-256 of everything the verification reads, so a hit gives
+//! exactly the answer a verification would; the cache changes how fast, never what is accepted.
+
+use elements::hashes::{sha256, HashEngine};
+use elements::secp256k1_zkp::{Generator, PedersenCommitment, RangeProof, SurjectionProof};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{LazyLock, Mutex};
+
+/// Entries kept (32-byte key + 8-byte value each; ~10 MB with map overhead at the cap).
+const CAPACITY: usize = 200_000;
+
+#[derive(Default)]
+struct ProofCache {
+    verified: HashMap<[u8; 32], u64>,
+    order: VecDeque<[u8; 32]>,
+}
+
+static CACHE: LazyLock<Mutex<ProofCache>> = LazyLock::new(Mutex::default);
+
+fn cache() -> std::sync::MutexGuard<'static, ProofCache> {
+    CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lookup(key: &[u8; 32]) -> Option<u64> {
+    cache().verified.get(key).copied()
+}
+
+fn remember(key: [u8; 32], value: u64) {
+    let mut cache = cache();
+    if cache.verified.insert(key, value).is_none() {
+        cache.order.push_back(key);
+        while cache.order.len() > CAPACITY {
+            if let Some(old) = cache.order.pop_front() {
+                cache.verified.remove(&old);
+            }
+        }
+    }
+}
+
+/// Forgets every cached verification (benchmarks measure cold verification with it).
+pub fn clear_proof_cache() {
+    let mut cache = cache();
+    cache.verified.clear();
+    cache.order.clear();
+}
+
+/// Verifies `proof` for `commitment` under `generator` with `extra` (the output script) as Elements does; returns
+/// the proven range's minimum value. Cached on success.
+pub(crate) fn verify_rangeproof(
+    proof: &RangeProof,
+    commitment: PedersenCommitment,
+    extra: &[u8],
+    generator: Generator,
+) -> Result<u64, String> {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"functionary/rangeproof/v1");
+    engine.input(&proof.serialize());
+    engine.input(&commitment.serialize());
+    engine.input(&generator.serialize());
+    engine.input(&(extra.len() as u64).to_le_bytes());
+    engine.input(extra);
+    let key = sha256::Hash::from_engine(engine).to_byte_array();
+    if let Some(min) = lookup(&key) {
+        return Ok(min);
+    }
+    let range = proof
+        .verify(super::confidential::secp(), commitment, extra, generator)
+        .map_err(|e| e.to_string())?;
+    remember(key, range.start);
+    Ok(range.start)
+}
+
+/// Verifies a surjection proof of `generator` over `domain`. Cached on success.
+pub(crate) fn verify_surjection(
+    proof: &SurjectionProof,
+    generator: Generator,
+    domain: &[Generator],
+) -> bool {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"functionary/surjectionproof/v1");
+    engine.input(&proof.serialize());
+    engine.input(&generator.serialize());
+    engine.input(&(domain.len() as u64).to_le_bytes());
+    for g in domain {
+        engine.input(&g.serialize());
+    }
+    let key = sha256::Hash::from_engine(engine).to_byte_array();
+    if lookup(&key).is_some() {
+        return true;
+    }
+    let valid = proof.verify(super::confidential::secp(), generator, domain);
+    if valid {
+        remember(key, 0);
+    }
+    valid
+}
