@@ -682,3 +682,76 @@ fn hsm_section_debug_has_no_secret_fields() {
     assert!(!debug.contains("123456"));
     assert!(debug.contains("hsm.pin"));
 }
+
+#[test]
+fn node_signer_section_defaults_values_round_trip_and_errors_name_the_key() {
+    use functionary::config::SignerMode;
+    let _env = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    clear_env();
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().to_str().unwrap();
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+
+    // Defaults: the secure mode, the socket in the data dir, only the signer's own uid, 30 s to connect.
+    write_node_toml(dir.path(), MINIMAL_NODE);
+    let config = NodeConfig::load(&cli(&["--datadir", datadir])).unwrap();
+    assert_eq!(config.signer.mode, SignerMode::Socket);
+    assert_eq!(config.signer.socket, canonical.join("signer.sock"));
+    assert_eq!(config.signer.allowed_uid, None);
+    assert_eq!(config.signer.connect_timeout, Duration::from_secs(30));
+
+    // Values: relative socket against the data dir, absolute as written.
+    write_node_toml(
+        dir.path(),
+        &format!(
+            "{MINIMAL_NODE}[signer]\nmode = \"embedded\"\nsocket = \"run/s.sock\"\nallowed_uid = 1001\n\
+             connect_timeout = \"5s\"\n"
+        ),
+    );
+    let config = NodeConfig::load(&cli(&["--datadir", datadir])).unwrap();
+    assert_eq!(config.signer.mode, SignerMode::Embedded);
+    assert_eq!(config.signer.socket, canonical.join("run/s.sock"));
+    assert_eq!(config.signer.allowed_uid, Some(1001));
+    assert_eq!(config.signer.connect_timeout, Duration::from_secs(5));
+    let other = tempfile::tempdir().unwrap();
+    write_node_toml(other.path(), &config.to_toml_string());
+    let reloaded = NodeConfig::load(&cli(&["--datadir", other.path().to_str().unwrap()])).unwrap();
+    assert_eq!(reloaded.signer, config.signer);
+
+    write_node_toml(
+        dir.path(),
+        &format!("{MINIMAL_NODE}[signer]\nsocket = \"/run/functionary-signer/signer.sock\"\n"),
+    );
+    let config = NodeConfig::load(&cli(&["--datadir", datadir])).unwrap();
+    assert_eq!(
+        config.signer.socket,
+        PathBuf::from("/run/functionary-signer/signer.sock")
+    );
+
+    let long = format!("/{}", "x".repeat(120));
+    for (section, key) in [
+        ("mode = \"remote\"", "signer.mode"),
+        ("socket = \"\"", "signer.socket"),
+        (&*format!("socket = \"{long}\""), "signer.socket"),
+        ("allowed_uid = -1", "signer.allowed_uid"),
+        ("allowed_uid = 4294967296", "signer.allowed_uid"),
+        ("connect_timeout = \"soon\"", "signer.connect_timeout"),
+        ("connect_timeout = \"0s\"", "signer.connect_timeout"),
+    ] {
+        write_node_toml(dir.path(), &format!("{MINIMAL_NODE}[signer]\n{section}\n"));
+        let err = NodeConfig::load(&cli(&["--datadir", datadir])).unwrap_err();
+        match &err {
+            ConfigError::Invalid { key: k, .. } => assert_eq!(k, key, "{err}"),
+            other => panic!("expected Invalid for {key} ({section}), got {other:?}"),
+        }
+        assert!(err.to_string().starts_with(&format!("{key}:")), "{err}");
+    }
+    // Unknown keys in [signer] are parse errors naming the key (a PIN never belongs here either).
+    write_node_toml(
+        dir.path(),
+        &format!("{MINIMAL_NODE}[signer]\npin = \"1234\"\n"),
+    );
+    let err = NodeConfig::load(&cli(&["--datadir", datadir])).unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("pin"), "{err}");
+}

@@ -31,28 +31,33 @@
 //! # Threat model
 //!
 //! A PKCS#11 token guarantees only that the key can't be extracted. Anything that can open the token with the PIN
-//! can sign anything: **the policy binds only signers that go through these guards.** Inside `functionaryd` that
-//! means: the guard must be the only holder of the PIN and of the PKCS#11 session, and the networked code must not
-//! reach the token through another path. The journal's lock stops two guards on one journal file, not two machines
-//! holding the same key with separate journals, nor an attacker who edits or deletes the journal (restore it from a
-//! backup; never delete it to get going). A refused request is journaled too, so a compromised caller can grow the
-//! journal (one record per request).
+//! can sign anything: **the policy binds only signers that go through these guards.** So the guard must be the only
+//! holder of the PIN and of the PKCS#11 session, and the networked code must not reach the token through another
+//! path. The journal's lock stops two guards on one journal file, not two machines holding the same key with
+//! separate journals, nor an attacker who edits or deletes the journal (restore it from a backup; never delete it to
+//! get going). A refused request is journaled too, so a compromised caller can grow the journal (one record per
+//! request).
 //!
-//! # In process or behind a local socket (recommendation)
+//! # Its own process behind a local socket (built)
 //!
-//! Recommended: run the guards in their **own long-lived signer process per token**, reached by `functionaryd` over a
-//! Unix socket (0600, owned by a separate user that alone can read the PIN file, the journals and the SoftHSM token
-//! directory). Facts behind it (shared/reference/hsm-pkcs11.md): the HSM enforces no policy, so the policy's
-//! strength is the strength of the boundary around the process that holds the PIN; in process, any remote-code bug in
-//! the networked daemon (libp2p, RPC, decoders) reads the PIN from memory and calls `C_Sign` directly, bypassing the
-//! journal. Debian's SoftHSM 2.6.1 is not safe across processes sharing one token directory (11/50 failed starts
-//! while another process logged in) while one long-lived process was undisturbed by 60 logins (8367 signatures, 0
-//! errors): a single signer process per token is also the operationally robust shape, and admin commands (ceremony,
-//! key listing) would go through it instead of opening the token themselves. Cost: one local round trip (tens of
-//! microseconds, an estimate not measured here) against about 0.4 ms per SoftHSM signature and one `fdatasync` per
-//! decision; both guards already take plain values and answer with signatures or refusals, so the wire protocol is
-//! a thin postcard framing of `sign_block` / `sign_pegout`. Until that process exists the guard runs on
-//! `functionaryd`'s signer thread, which is only as strong as the daemon.
+//! The guards run in their **own long-lived signer process per token**, `functionary-signer`
+//! (`functionary::signer_service`), reached by `functionaryd` over a Unix socket (mode 0600, or 0660 plus a peer-uid
+//! check with `SO_PEERCRED` when the daemon runs as another user; deploy/systemd runs the signer as its own user,
+//! the only one that can read the PIN file, the journal and the SoftHSM token directory, with no network at all).
+//! The daemon (`signer.mode = "socket"`, the default) never reads the PIN nor loads the PKCS#11 module; it sends
+//! `SignBlock { height, block_hash, certificate }` and gets a signature or a refusal. Why (facts in
+//! shared/reference/hsm-pkcs11.md): the HSM enforces no policy, so the policy's strength is the strength of the
+//! boundary around the process that holds the PIN; in process, any remote-code bug in the networked daemon (libp2p,
+//! RPC, decoders) could read the PIN from memory and call `C_Sign` directly, bypassing the journal. Debian's SoftHSM
+//! 2.6.1 is also not safe across processes sharing one token directory (11/50 failed starts while another process
+//! logged in) while one long-lived process was undisturbed by 60 logins (8367 signatures, 0 errors): one signer
+//! process per token is the operationally robust shape. What a compromised daemon can still do through the socket:
+//! ask for signatures the policy allows (each new decision needs a valid commit certificate), ask the signer to
+//! create a journal that is missing (the daemon asks only when its block store is empty), and grow the journal with
+//! refused requests. `signer.mode = "embedded"` (tests, benchmarks) still runs the guard on a thread of
+//! `functionaryd`, which is then only as strong as the daemon; it logs a warning. Not yet behind the socket: the
+//! peg-out guard ([`TxSigningGuard`], not called by the daemon yet) and admin commands that open the token
+//! themselves (ceremony, key listing), which must not run while the signer does.
 //!
 //! Token ceremony helpers ([`init_token`], [`generate_key`], [`generate_purpose_key`], [`read_public_key`]) serve the
 //! admin CLI and the devnet. With the `testing` feature, [`softhsm_testing`] gives each process its own SoftHSM token

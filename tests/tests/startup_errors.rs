@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+use deploy::SignerProcess;
 use tests::{run_daemon_once, TestFederation};
 
 const EXIT_WITHIN: Duration = Duration::from_secs(30);
@@ -31,6 +32,35 @@ fn expect_failure(fed: &TestFederation, datadir: &Path, args: &[&str], needles: 
         "a failed start left an RPC cookie behind"
     );
     stderr
+}
+
+/// Runs `functionary-signer` (the only process that opens the token) expecting failure; asserts exit code 1, that
+/// stderr mentions every `needle`, and that no signer socket was left behind.
+fn expect_signer_failure(
+    fed: &TestFederation,
+    datadir: &Path,
+    args: &[&str],
+    needles: &[&str],
+) -> String {
+    let (code, stderr) = deploy::process::run_once(&fed.bins.signer, datadir, args, EXIT_WITHIN)
+        .expect("run functionary-signer");
+    assert_eq!(code, Some(1), "expected exit code 1; stderr:\n{stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{stderr}"
+        );
+    }
+    assert!(
+        !datadir.join(deploy::process::SIGNER_SOCKET).exists(),
+        "a failed signer start left its socket behind"
+    );
+    stderr
+}
+
+/// The member's signer, for daemon start-up checks that come after the signer handshake.
+fn signer(fed: &TestFederation) -> SignerProcess {
+    SignerProcess::start(&fed.layout, 0, &fed.bins, &[]).expect("start the signer")
 }
 
 /// After failures, the untouched data dir still starts and serves RPC.
@@ -87,7 +117,7 @@ fn malformed_federation_config_names_the_key() {
 fn missing_pkcs11_module_is_named() {
     let mut fed = solo();
     let datadir = fed.layout.datadir(0);
-    expect_failure(
+    expect_signer_failure(
         &fed,
         &datadir,
         &["--hsm-module", "/nonexistent/libpkcs11.so"],
@@ -103,7 +133,7 @@ fn wrong_pin_is_refused() {
     let pin_file = datadir.join("hsm.pin");
     let good = std::fs::read(&pin_file).unwrap();
     std::fs::write(&pin_file, b"000000wrong").unwrap();
-    let stderr = expect_failure(&fed, &datadir, &[], &["PIN incorrect"]);
+    let stderr = expect_signer_failure(&fed, &datadir, &[], &["PIN incorrect"]);
     assert!(
         !stderr.contains("000000wrong"),
         "the PIN appeared in the error output"
@@ -116,13 +146,13 @@ fn wrong_pin_is_refused() {
 fn absent_key_label_and_token_are_named() {
     let mut fed = solo();
     let datadir = fed.layout.datadir(0);
-    expect_failure(
+    expect_signer_failure(
         &fed,
         &datadir,
         &["--hsm-key-label", "no-such-key"],
         &["no-such-key"],
     );
-    expect_failure(
+    expect_signer_failure(
         &fed,
         &datadir,
         &["--hsm-token-label", "no-such-token"],
@@ -136,6 +166,8 @@ fn ports_in_use_are_named_and_nothing_keeps_running() {
     let mut fed = solo();
     let datadir = fed.layout.datadir(0);
     let rpc_addr = fed.layout.members[0].rpc_addr;
+    // The ports are bound after the daemon has checked its signer.
+    let running_signer = signer(&fed);
     {
         let _busy = TcpListener::bind(rpc_addr).unwrap();
         expect_failure(&fed, &datadir, &[], &[&rpc_addr.to_string()]);
@@ -145,6 +177,7 @@ fn ports_in_use_are_named_and_nothing_keeps_running() {
         let _busy = TcpListener::bind(("127.0.0.1", p2p_port)).unwrap();
         expect_failure(&fed, &datadir, &[], &[&p2p_port.to_string()]);
     }
+    drop(running_signer);
     assert_starts_cleanly(&mut fed);
 }
 
@@ -168,7 +201,9 @@ fn data_dir_of_another_chain_is_refused() {
     let marker = datadir.join(functionary::ceremony::VERIFIED_FILE);
     let verified = std::fs::read(&marker).unwrap();
     deploy::setup::reverify_member(&fed.layout, &fed.bins, 0).unwrap();
+    let running_signer = signer(&fed);
     expect_failure(&fed, &datadir, &[], &["genesis"]);
+    drop(running_signer);
     std::fs::write(&path, good).unwrap();
     std::fs::write(&marker, verified).unwrap();
     assert_starts_cleanly(&mut fed);
@@ -181,6 +216,8 @@ fn missing_signer_journal_on_a_member_with_blocks_is_refused_until_recreated_exp
     assert_starts_cleanly(&mut fed);
     let journal = datadir.join("signer.journal");
     std::fs::remove_file(&journal).unwrap();
+    // The signer starts without a journal (it signs nothing until one exists); the daemon sees the chain.
+    let _running_signer = signer(&fed);
     // No silent reset to a blank journal: the member might sign again what it signed before.
     expect_failure(
         &fed,
@@ -202,7 +239,8 @@ fn missing_signer_journal_on_a_member_with_blocks_is_refused_until_recreated_exp
             .is_err(),
         "an existing journal is never replaced"
     );
-    // It starts again (and signs nothing at or below `height`, so a 1-of-1 chain stops growing there).
+    // It starts again (the running signer adopts the new journal; it signs nothing at or below `height`, so a
+    // 1-of-1 chain stops growing there).
     fed.start(0).expect("start");
     std::thread::sleep(Duration::from_secs(2));
     fed.stop(0).expect("clean stop");

@@ -1,8 +1,9 @@
 //! `devnet`: a local federation on this machine, the project's main job.
 //!
 //! Creates (or reuses) a federation directory with one SoftHSM token per member, generates each member's
-//! block-signing key inside its token, writes the configs, starts one `functionaryd` per member and shows the
-//! chain growing. Ctrl-C stops every member cleanly.
+//! block-signing key inside its token, writes the configs, starts one `functionary-signer` (the only process that
+//! opens the token) and one `functionaryd` per member and shows the chain growing. Ctrl-C stops every member
+//! cleanly.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +35,7 @@ struct Args {
     /// Federation directory (reused when it exists with the same members, threshold and interval).
     #[arg(long, default_value = "devnet")]
     dir: PathBuf,
-    /// Directory holding functionaryd and functionary-cli (default: next to this binary).
+    /// Directory holding functionaryd, functionary-signer and functionary-cli (default: next to this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 }
@@ -71,12 +72,13 @@ fn run() -> anyhow::Result<()> {
     );
     for (i, m) in layout.members.iter().enumerate() {
         println!(
-            "  {:<8} rpc {}  p2p 127.0.0.1:{}  key {}…  log {}",
+            "  {:<8} rpc {}  p2p 127.0.0.1:{}  key {}…  log {} (signer: {})",
             m.name,
             m.rpc_addr,
             m.p2p_port,
             &m.block_pubkey[..16.min(m.block_pubkey.len())],
-            layout.datadir(i).join("functionaryd.log").display()
+            layout.datadir(i).join("functionaryd.log").display(),
+            deploy::process::SIGNER_LOG
         );
     }
     println!(
@@ -104,8 +106,17 @@ fn run() -> anyhow::Result<()> {
                     layout.members[p.index].name
                 );
             }
+            if let Some(status) = p.signer_exit()? {
+                println!(
+                    "devnet: the signer of member {} exited ({status}); stopping that member; see its {}",
+                    layout.members[p.index].name,
+                    deploy::process::SIGNER_LOG
+                );
+            }
         }
-        procs.retain_mut(|p| matches!(p.try_exit(), Ok(None)));
+        procs.retain_mut(|p| {
+            matches!(p.try_exit(), Ok(None)) && matches!(p.signer_exit(), Ok(None))
+        });
         let mut heights = Vec::new();
         for i in 0..layout.members.len() {
             let h = deploy::rpc::client(&layout, i)

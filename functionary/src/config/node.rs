@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::error::ConfigError;
 use super::federation::FederationConfig;
 use super::fields::{check_member_name, parse_multiaddr};
+use super::signer::{build_signer, RawSigner, SignerSection};
 
 /// Default JSON-RPC bind address.
 pub const DEFAULT_RPC_BIND: &str = "127.0.0.1:7041";
@@ -114,8 +115,10 @@ pub struct NodeConfig {
     pub p2p_listen: Option<Multiaddr>,
     /// File holding the libp2p ed25519 key (TOML `p2p_key_file`, default `p2p.key`).
     pub p2p_key_file: PathBuf,
-    /// HSM settings (TOML `[hsm]`).
+    /// HSM settings (TOML `[hsm]`). In signer `socket` mode only `functionary-signer` uses them.
     pub hsm: HsmSection,
+    /// How the daemon reaches its block signer (TOML `[signer]`).
+    pub signer: SignerSection,
     /// Tracing filter (TOML `log`, default `info`).
     pub log: String,
 }
@@ -130,6 +133,7 @@ struct RawNode {
     p2p_key_file: Option<PathBuf>,
     log: Option<String>,
     hsm: Option<RawHsm>,
+    signer: Option<RawSigner>,
 }
 
 #[derive(Deserialize, Default)]
@@ -212,6 +216,10 @@ impl NodeConfig {
         );
         hsm.insert("pin_file".into(), path_value(&self.hsm.pin_file));
         table.insert("hsm".into(), toml::Value::Table(hsm));
+        table.insert(
+            "signer".into(),
+            toml::Value::Table(self.signer.to_toml_table()),
+        );
         table.to_string()
     }
 }
@@ -296,6 +304,7 @@ fn build(raw: RawNode, args: &NodeArgs, data_dir: PathBuf) -> Result<NodeConfig,
         ));
     }
     let pin_file = resolve(raw_hsm.pin_file.unwrap_or_else(|| DEFAULT_PIN_FILE.into()));
+    let signer = build_signer(raw.signer, &data_dir)?;
 
     Ok(NodeConfig {
         data_dir,
@@ -311,6 +320,7 @@ fn build(raw: RawNode, args: &NodeArgs, data_dir: PathBuf) -> Result<NodeConfig,
             peg_key_label,
             pin_file,
         },
+        signer,
         log,
     })
 }

@@ -12,6 +12,7 @@ mod startup;
 mod status;
 mod timing;
 
+pub use certificate::ConsensusCertificateVerifier;
 pub use startup::{load_node, LoadedNode};
 
 use anyhow::Context;

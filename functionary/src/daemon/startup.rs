@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
-use crate::config::{FederationConfig, NodeConfig};
+use super::signer_thread::{BlockSigner, SocketSigner};
+use crate::config::{FederationConfig, MemberConfig, NodeConfig, SignerMode};
 use crate::p2p;
+use crate::signer_service::{load, JournalState, SignerClient};
 use crate::storage::BlockStore;
 
 /// Everything a member needs, loaded and checked, with nothing listening yet.
@@ -25,54 +27,31 @@ pub struct LoadedNode {
     pub member_of_peer: HashMap<libp2p::PeerId, usize>,
     /// This member's libp2p identity.
     pub keypair: libp2p::identity::Keypair,
-    /// The signer guard over the HSM key, journal replayed.
-    pub guard: hsm::BlockSigningGuard<hsm::Pkcs11Signer>,
+    /// The block signer: a connection to the `functionary-signer` process whose key was checked (socket mode),
+    /// or the guard over the HSM key with its journal replayed (embedded mode).
+    pub guard: BlockSigner,
     /// Block storage, genesis checked.
     pub store: Arc<BlockStore>,
     /// Our durable consensus state at the height being decided (votes, lock, decision), if any.
     pub consensus_record: Option<blocksigner::ConsensusRecord>,
 }
 
-/// Loads the federation config, the p2p identity, the HSM key and the block store, and checks that they belong
-/// together. Nothing is started.
+/// Loads the federation config, the p2p identity, the block signer and the block store, and checks that they
+/// belong together. Nothing is started.
+///
+/// In `socket` mode the daemon never reads the PIN file nor loads the PKCS#11 module: it waits (at most
+/// `signer.connect_timeout`) for the signer process, and refuses to start unless it holds this member's block key.
 pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
     let federation_config = config.load_federation()?;
     crate::ceremony::require_verified(&config.data_dir, &federation_config)?;
-    let me = federation_config
-        .member_by_name(&config.member)
-        .context("member checked by load_federation")?;
-
-    let params = federation_config
-        .params()
-        .with_context(|| format!("federation config {}", config.federation_file.display()))?;
-
-    let mut member_names = vec![String::new(); params.member_count()];
-    let mut member_peers = Vec::with_capacity(params.member_count());
-    let mut p2p_keys = Vec::with_capacity(params.member_count());
-    let mut by_index: Vec<Option<&crate::config::MemberConfig>> = vec![None; params.member_count()];
-    for m in &federation_config.members {
-        let idx = params.member_index(&m.block_pubkey).with_context(|| {
-            format!(
-                "member {}: block key missing from the federation params",
-                m.name
-            )
-        })?;
-        by_index[idx] = Some(m);
-    }
-    let mut member_of_peer = HashMap::new();
-    for (idx, m) in by_index.into_iter().enumerate() {
-        let m = m.with_context(|| format!("no member at index {idx}"))?;
-        member_names[idx] = m.name.clone();
-        member_peers.push(m.peer_id);
-        p2p_keys.push(
-            p2p::ed25519_key_of_peer(&m.peer_id)
-                .with_context(|| format!("members.{}.peer_id", m.name))?,
-        );
-        member_of_peer.insert(m.peer_id, idx);
-    }
-    let member_index = params
-        .member_index(&me.block_pubkey)
-        .context("own block key not in params")?;
+    let me = load::own_member(config, &federation_config)?;
+    let load::FederationView {
+        federation,
+        member_index,
+        member_names,
+        member_peers,
+        member_of_peer,
+    } = load::federation_view(config, &federation_config)?;
 
     let keypair = p2p::load_identity_file(&config.p2p_key_file)
         .with_context(|| format!("p2p_key_file: {}", config.p2p_key_file.display()))?;
@@ -86,38 +65,17 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         );
     }
 
-    let interval_ms =
-        u64::try_from(federation_config.block_interval.as_millis()).unwrap_or(u64::MAX);
-    let federation = Arc::new(blocksigner::Federation {
-        params,
-        p2p_keys,
-        interval_ms,
-        round_timeout_ms: u64::try_from(federation_config.round_timeout().as_millis())
-            .unwrap_or(u64::MAX),
-    });
-    let params = &federation.params;
-
-    let pin = hsm::Pin::from_file(&config.hsm.pin_file)?;
-    let token = hsm::TokenConfig {
-        module_path: config.hsm.module.clone(),
-        token_label: config.hsm.token_label.clone(),
-        key_label: config.hsm.key_label.clone(),
+    let signer = match config.signer.mode {
+        SignerMode::Embedded => {
+            tracing::warn!(target: "daemon", "signer.mode = \"embedded\": the daemon holds the HSM PIN and session \
+                itself, so a compromised daemon can bypass the signing policy; use \"socket\" (functionary-signer) \
+                in production");
+            PendingSigner::Embedded(load::open_block_token(config, me)?)
+        }
+        SignerMode::Socket => PendingSigner::Socket(connect_signer(config, me)?),
     };
-    let journal = config.data_dir.join("signer.journal");
-    // SoftHSM has no PIN lockout: failed logins are counted next to the journal and refused after too many.
-    let attempts = hsm::LoginAttempts::beside_journal(&journal, &config.hsm.token_label);
-    let signer = hsm::Pkcs11Signer::open_counted(&token, &pin, &attempts)?;
-    let hsm_key = hsm::DigestSigner::public_key(&signer);
-    if hsm_key != me.block_pubkey {
-        bail!(
-            "hsm: key {:?} in token {:?} is {}, but the federation config lists {} for member {}",
-            config.hsm.key_label,
-            config.hsm.token_label,
-            hsm_key,
-            me.block_pubkey,
-            me.name
-        );
-    }
+
+    let params = &federation.params;
     let store_path = config.data_dir.join("blocks");
     let store = BlockStore::open(&store_path)
         .with_context(|| format!("block store {}", store_path.display()))?;
@@ -129,28 +87,41 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
             genesis.block_hash()
         )
     })?;
-    // A member with a chain but no journal may already have signed at heights it would sign again: it must not
-    // start from a blank journal silently.
     let (tip_height, _) = store.tip()?;
-    if tip_height > 0 && !journal.exists() {
-        bail!(
-            "signer journal {} is missing, but this member's block store already holds {tip_height} blocks: it may \
-             have signed blocks it would sign again. Restore the journal from a backup; if it is lost for good, \
-             create a new one that refuses every height up to one the federation has certainly passed: \
-             `functionary-cli --datadir {} signer-journal-init HEIGHT` (HEIGHT at least the federation's current \
-             height)",
-            journal.display(),
-            config.data_dir.display()
-        );
-    }
-    let verifier = Box::new(super::certificate::ConsensusCertificateVerifier::new(
-        federation.clone(),
-    ));
-    let guard = hsm::BlockSigningGuard::open(&journal, signer, verifier)
-        .with_context(|| format!("signer journal {}", journal.display()))?;
+    let guard = match signer {
+        PendingSigner::Embedded(token) => {
+            let journal = load::journal_path(config);
+            refuse_missing_journal(
+                tip_height,
+                !journal.exists(),
+                &journal.display().to_string(),
+                config,
+            )?;
+            let verifier = Box::new(super::certificate::ConsensusCertificateVerifier::new(
+                federation.clone(),
+            ));
+            let guard = hsm::BlockSigningGuard::open(&journal, token, verifier)
+                .with_context(|| format!("signer journal {}", journal.display()))?;
+            BlockSigner::Embedded(Box::new(guard))
+        }
+        PendingSigner::Socket((mut client, mut hello)) => {
+            let what = format!("of the signer at {}", config.signer.socket.display());
+            refuse_missing_journal(
+                tip_height,
+                hello.journal == JournalState::Missing,
+                &what,
+                config,
+            )?;
+            if hello.journal == JournalState::Missing {
+                hello.journal = client
+                    .create_journal()
+                    .context("asking the signer to create its journal")?;
+            }
+            BlockSigner::Socket(SocketSigner::new(client, &hello, me.block_pubkey))
+        }
+    };
 
     if let Some(last) = guard.last_signed() {
-        let (tip_height, _) = store.tip()?;
         tracing::info!(target: "daemon", last_signed_height = last.height, tip_height,
             last_signed_hash = %elements::BlockHash::from_byte_array(last.block_hash), "signer journal replayed");
     }
@@ -179,4 +150,62 @@ pub fn load_node(config: &NodeConfig) -> anyhow::Result<LoadedNode> {
         store: Arc::new(store),
         consensus_record,
     })
+}
+
+/// The signer before the block store is open (the journal check needs the store's tip).
+enum PendingSigner {
+    Embedded(hsm::Pkcs11Signer),
+    Socket((SignerClient, crate::signer_service::SignerHello)),
+}
+
+/// Waits for the signer process, says hello and checks that it holds this member's block key.
+fn connect_signer(
+    config: &NodeConfig,
+    me: &MemberConfig,
+) -> anyhow::Result<(SignerClient, crate::signer_service::SignerHello)> {
+    let socket = &config.signer.socket;
+    let mut client = SignerClient::connect_waiting(socket, config.signer.connect_timeout)
+        .with_context(|| {
+            format!(
+                "signer.socket: no functionary-signer answered at {} within {:?} (start functionary-signer for \
+                 this member first)",
+                socket.display(),
+                config.signer.connect_timeout
+            )
+        })?;
+    let hello = client.hello().context("signer.socket: hello")?;
+    if hello.public_key != me.block_pubkey {
+        bail!(
+            "signer.socket: the signer at {} holds block key {}, but the federation config lists {} for member {}; \
+             refusing to start",
+            socket.display(),
+            hello.public_key,
+            me.block_pubkey,
+            me.name
+        );
+    }
+    tracing::info!(target: "daemon", socket = %socket.display(), public_key = %hello.public_key,
+        journal = ?hello.journal, "signer connected");
+    Ok((client, hello))
+}
+
+/// A member with a chain but no journal may already have signed at heights it would sign again: it must not
+/// start from a blank journal silently.
+fn refuse_missing_journal(
+    tip_height: u32,
+    missing: bool,
+    journal: &str,
+    config: &NodeConfig,
+) -> anyhow::Result<()> {
+    if tip_height > 0 && missing {
+        bail!(
+            "signer journal {journal} is missing, but this member's block store already holds {tip_height} blocks: \
+             it may have signed blocks it would sign again. Restore the journal from a backup; if it is lost for \
+             good, create a new one that refuses every height up to one the federation has certainly passed: \
+             `functionary-cli --datadir {} signer-journal-init HEIGHT` (HEIGHT at least the federation's current \
+             height; run it with the signer's data dir)",
+            config.data_dir.display()
+        );
+    }
+    Ok(())
 }
