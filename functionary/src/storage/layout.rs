@@ -4,7 +4,14 @@
 //! * `blocks`:  block hash (32 bytes, internal byte order) → consensus-encoded block (`elements::encode::serialize`)
 //! * `headers`: block hash → consensus-encoded header (so header reads do not decode whole blocks)
 //! * `heights`: height (u32 big-endian, so keys sort by height) → block hash
-//! * `meta`:    `tip` → postcard [`TipRecord`]; `schema` → postcard u32 [`SCHEMA_VERSION`]; `genesis` → hash
+//! * `meta`:    `tip` → postcard [`TipRecord`]; `schema` → postcard u32 [`SCHEMA_VERSION`]; `genesis` → hash;
+//!   `utxo_stats` → postcard [`UtxoStats`]
+//! * `utxos`:   outpoint (txid 32 bytes internal order ‖ vout u32 big-endian) → postcard [`StoredUtxo`]
+//! * `txindex`: txid → postcard [`TxLocation`] (every transaction of every stored block)
+//! * `pegouts`: outpoint of a peg-out output → postcard [`StoredPegout`] (for the peg-out process)
+//!
+//! A block, its header, its height entry, the tip, its UTXO changes, its transactions' index entries and its
+//! peg-outs are written in one synced batch: after a crash the UTXO set is exactly the one at the stored tip.
 
 use elements::BlockHash;
 use serde::{Deserialize, Serialize};
@@ -15,16 +22,80 @@ pub(crate) const CF_BLOCKS: &str = "blocks";
 pub(crate) const CF_HEADERS: &str = "headers";
 pub(crate) const CF_HEIGHTS: &str = "heights";
 pub(crate) const CF_META: &str = "meta";
-pub(crate) const ALL_CFS: [&str; 4] = [CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_META];
+pub(crate) const CF_UTXOS: &str = "utxos";
+pub(crate) const CF_TXINDEX: &str = "txindex";
+pub(crate) const CF_PEGOUTS: &str = "pegouts";
+pub(crate) const ALL_CFS: [&str; 7] = [
+    CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_META, CF_UTXOS, CF_TXINDEX, CF_PEGOUTS,
+];
 
 pub(crate) const META_TIP: &[u8] = b"tip";
 pub(crate) const META_SCHEMA: &[u8] = b"schema";
 pub(crate) const META_GENESIS: &[u8] = b"genesis";
 /// The consensus record of the height being decided (`blocksigner::ConsensusRecord` bytes).
 pub(crate) const META_CONSENSUS: &[u8] = b"consensus";
+/// Running totals of the UTXO set.
+pub(crate) const META_UTXO_STATS: &[u8] = b"utxo_stats";
 
-/// Version of this layout; stored at genesis and checked at open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of this layout; stored at genesis and checked at open. Version 1 had no ledger column families; it is
+/// upgraded at open by replaying the stored blocks.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// An unspent output as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUtxo {
+    /// Height of the block that created it.
+    pub height: u32,
+    /// Time of that block.
+    pub time: u32,
+    /// Created by a coinbase (after genesis).
+    pub is_coinbase: bool,
+    /// The consensus-encoded `TxOut`.
+    pub txout: Vec<u8>,
+}
+
+/// Where a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    /// Height of its block.
+    pub height: u32,
+    /// Its position in the block.
+    pub index: u32,
+}
+
+/// A peg-out output of a final block, as the peg-out process will read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPegout {
+    /// Height of the block.
+    pub height: u32,
+    /// Amount in satoshis (peg-outs are explicit).
+    pub value: u64,
+    /// Asset id (internal byte order).
+    pub asset: [u8; 32],
+    /// The parent-chain genesis hash it names (internal byte order).
+    pub parent_genesis: [u8; 32],
+    /// The Bitcoin scriptPubKey to pay.
+    pub destination: Vec<u8>,
+}
+
+/// Running totals of the UTXO set (kept in the same batches as the set itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UtxoStats {
+    /// Number of unspent outputs.
+    pub count: u64,
+    /// Sum of their stored sizes in bytes.
+    pub bytes: u64,
+    /// Transactions in the chain.
+    pub transactions: u64,
+}
+
+/// Key of an outpoint: txid (internal order) ‖ vout big-endian.
+pub(crate) fn outpoint_key(outpoint: &elements::OutPoint) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(&outpoint.txid.to_byte_array());
+    key[32..].copy_from_slice(&outpoint.vout.to_be_bytes());
+    key
+}
 
 /// The stored chain tip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

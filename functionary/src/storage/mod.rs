@@ -2,10 +2,13 @@
 //!
 //! Only blocks of the one main chain are stored (final blocks never fork). Every append writes the block, its
 //! header, the height index and the tip in one synced write batch, so after a crash the store holds exactly the
-//! blocks up to the stored tip. See [`layout`] for the column families.
+//! blocks up to the stored tip. The ledger (UTXO set, transaction index, peg-out records) is updated in the same
+//! batch, from the block's own contents (blocks are validated before they are stored). See [`layout`] for the
+//! column families.
 
 mod error;
 pub mod layout;
+mod ledger;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -20,6 +23,7 @@ use layout::{
     ALL_CFS, CF_BLOCKS, CF_HEADERS, CF_HEIGHTS, CF_META, META_CONSENSUS, META_GENESIS, META_SCHEMA,
     META_TIP, SCHEMA_VERSION,
 };
+use ledger::PendingLedger;
 
 /// Final blocks by hash and height, plus the tip. `Send + Sync`: share it with `Arc`. Reads run concurrently;
 /// appends are serialised by an internal lock so the tip check and the write are atomic.
@@ -69,7 +73,13 @@ impl BlockStore {
         };
         if let Some(bytes) = store.db.get_cf(store.cf(CF_META)?, META_SCHEMA)? {
             let found = decode_schema(&bytes)?;
-            if found != SCHEMA_VERSION {
+            if found == 1 {
+                // Version 1 had no ledger: rebuild it from the blocks, then record the new version.
+                store.rebuild_ledger()?;
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(CF_META)?, META_SCHEMA, encode_schema()?);
+                store.write_synced(batch)?;
+            } else if found != SCHEMA_VERSION {
                 return Err(StoreError::SchemaVersion {
                     found,
                     expected: SCHEMA_VERSION,
@@ -109,7 +119,7 @@ impl BlockStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META)?, META_SCHEMA, encode_schema()?);
         batch.put_cf(self.cf(CF_META)?, META_GENESIS, hash_key(&hash));
-        self.add_block_to_batch(&mut batch, genesis, &hash)?;
+        self.add_block_to_batch(&mut batch, genesis, &hash, &mut PendingLedger::default())?;
         self.write_synced(batch)?;
         tracing::info!(target: "storage", genesis = %hash, "genesis stored");
         Ok(())
@@ -144,7 +154,7 @@ impl BlockStore {
             });
         }
         let mut batch = WriteBatch::default();
-        self.add_block_to_batch(&mut batch, block, &hash)?;
+        self.add_block_to_batch(&mut batch, block, &hash, &mut PendingLedger::default())?;
         self.write_synced(batch)?;
         tracing::debug!(target: "storage", height, hash = %hash, "block stored");
         Ok(())
@@ -157,6 +167,7 @@ impl BlockStore {
         let _guard = self.lock_writes();
         let (mut tip_height, mut tip_hash) = self.tip()?;
         let mut batch = WriteBatch::default();
+        let mut pending = PendingLedger::default();
         for block in blocks {
             let hash = block.block_hash();
             let height = block.header.height;
@@ -177,7 +188,7 @@ impl BlockStore {
             {
                 return Err(StoreError::AlreadyStored { hash, height });
             }
-            self.add_block_to_batch(&mut batch, block, &hash)?;
+            self.add_block_to_batch(&mut batch, block, &hash, &mut pending)?;
             tip_height = height;
             tip_hash = hash;
         }
@@ -365,7 +376,9 @@ impl BlockStore {
         batch: &mut WriteBatch,
         block: &Block,
         hash: &BlockHash,
+        pending: &mut PendingLedger,
     ) -> Result<(), StoreError> {
+        self.add_ledger_to_batch(batch, block, pending)?;
         let height = block.header.height;
         batch.put_cf(self.cf(CF_BLOCKS)?, hash_key(hash), serialize(block));
         batch.put_cf(
