@@ -5,6 +5,8 @@ pub mod ceremony;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod ledger;
 pub mod p2p;
 pub mod rpc;
+pub mod signer_service;
 pub mod storage;

@@ -132,6 +132,8 @@ fn params(threshold: usize) -> AssembleParams {
             .collect(),
         emergency_threshold: 2,
         csv_timelock: 4032,
+        initial_coins_amount: None,
+        initial_coins_script: None,
     }
 }
 

@@ -33,6 +33,12 @@ pub struct AssembleParams {
     pub emergency_threshold: usize,
     /// Relative timelock of the emergency path, in blocks.
     pub csv_timelock: u32,
+    /// Policy-asset satoshis the genesis block creates (development and test chains; see `[initial_coins]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_coins_amount: Option<u64>,
+    /// Hex scriptPubKey the initial coins are paid to (required with `initial_coins_amount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_coins_script: Option<String>,
 }
 
 /// Builds and validates the federation config: members in the order of `descriptors`, each with its block and
@@ -99,6 +105,24 @@ pub fn assemble_config(
         toml::Value::Integer(i64::from(params.csv_timelock)),
     );
     table.insert("peg_wallet".into(), toml::Value::Table(peg));
+    match (params.initial_coins_amount, &params.initial_coins_script) {
+        (None, None) => {}
+        (Some(amount), Some(script)) => {
+            let mut coins = toml::Table::new();
+            coins.insert(
+                "amount".into(),
+                toml::Value::Integer(i64::try_from(amount).unwrap_or(i64::MAX)),
+            );
+            coins.insert("script_pubkey".into(), script.clone().into());
+            table.insert("initial_coins".into(), toml::Value::Table(coins));
+        }
+        _ => {
+            return Err(CeremonyError::invalid(
+                "--initial-coins-amount",
+                "--initial-coins-amount and --initial-coins-script go together",
+            ))
+        }
+    }
     let members = descriptors
         .iter()
         .map(|d| {

@@ -75,6 +75,12 @@ pub enum Step {
         /// Genesis time, Unix seconds.
         #[arg(long, value_name = "UNIX_SECONDS")]
         genesis_time: u32,
+        /// Development/test chains only: policy-asset satoshis the genesis block pays to --initial-coins-script.
+        #[arg(long, value_name = "SAT", requires = "initial_coins_script")]
+        initial_coins_amount: Option<u64>,
+        /// The hex scriptPubKey the initial coins are paid to.
+        #[arg(long, value_name = "HEX", requires = "initial_coins_amount")]
+        initial_coins_script: Option<String>,
         /// Chain name.
         #[arg(long)]
         chain_name: String,
@@ -199,6 +205,8 @@ pub fn run(global_datadir: Option<&Path>, args: &[String]) -> anyhow::Result<ser
             emergency_threshold,
             emergency_timelock,
             genesis_time,
+            initial_coins_amount,
+            initial_coins_script,
             chain_name,
             out,
             transcript,
@@ -215,6 +223,8 @@ pub fn run(global_datadir: Option<&Path>, args: &[String]) -> anyhow::Result<ser
                     emergency_keys,
                     emergency_threshold,
                     csv_timelock: emergency_timelock,
+                    initial_coins_amount,
+                    initial_coins_script,
                 },
                 out: absolute(&out)?,
                 transcript: absolute_opt(transcript)?,

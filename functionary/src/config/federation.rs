@@ -63,6 +63,8 @@ pub struct FederationConfig {
     pub round_timeout_override: Option<Duration>,
     /// The peg wallet (`[peg_wallet]`); `None` in configs written before the peg wallet existed.
     pub peg_wallet: Option<PegWalletConfig>,
+    /// Coins the genesis block creates (`[initial_coins]`, development and test chains only).
+    pub initial_coins: Option<super::initial_coins::InitialCoinsConfig>,
     /// The members, in file order (1 to 15).
     pub members: Vec<MemberConfig>,
 }
@@ -92,6 +94,7 @@ struct RawFederation {
     genesis_time: Option<i64>,
     round_timeout: Option<String>,
     peg_wallet: Option<RawPegWallet>,
+    initial_coins: Option<super::initial_coins::RawInitialCoins>,
     members: Option<Vec<RawMember>>,
 }
 
@@ -153,6 +156,12 @@ impl FederationConfig {
                 toml::Value::Table(peg_wallet.to_toml_table()),
             );
         }
+        if let Some(coins) = &self.initial_coins {
+            table.insert(
+                "initial_coins".into(),
+                toml::Value::Table(coins.to_toml_table()),
+            );
+        }
         let members = self
             .members
             .iter()
@@ -196,12 +205,19 @@ impl FederationConfig {
     /// The consensus parameters this config defines (keys, threshold, chain name, genesis time); genesis and the
     /// signblockscript derive from them.
     pub fn params(&self) -> Result<chain::FederationParams, chain::ParamsError> {
-        chain::FederationParams::new(
+        let params = chain::FederationParams::new(
             &self.chain_name,
             self.members.iter().map(|m| m.block_pubkey).collect(),
             self.threshold,
             self.genesis_time,
-        )
+        )?;
+        match &self.initial_coins {
+            None => Ok(params),
+            Some(coins) => params.with_initial_coins(chain::InitialCoins {
+                amount: coins.amount,
+                script_pubkey: elements::Script::from(coins.script_pubkey.clone()),
+            }),
+        }
     }
 }
 
@@ -302,6 +318,7 @@ fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
     }
     let members = validate_members(raw_members)?;
     let peg_wallet = validate_peg_section(raw.peg_wallet, &members)?;
+    let initial_coins = super::initial_coins::validate_initial_coins(raw.initial_coins)?;
 
     let threshold = usize::try_from(threshold_raw).map_err(|_| {
         ConfigError::invalid("threshold", format!("{threshold_raw} must be at least 1"))
@@ -326,6 +343,7 @@ fn validate(raw: RawFederation) -> Result<FederationConfig, ConfigError> {
         genesis_time,
         round_timeout_override,
         peg_wallet,
+        initial_coins,
         members,
     })
 }

@@ -20,6 +20,8 @@
 //! 8. `[peg_wallet]`: the tag `functionary/federation-config/peg-wallet/v1` as bytes, then each member's 33-byte
 //!    peg public key in the member order of step 6, then the emergency key count as u32 and the 33-byte emergency
 //!    keys **sorted** (they are a set), then `emergency_threshold` as u64 and `csv_timelock` as u32.
+//! 9. `[initial_coins]`: the tag `functionary/federation-config/initial-coins/v1` as bytes, then `amount` as u64
+//!    and the script as bytes.
 //!
 //! The hash is SHA-256 of that byte string, rendered as lowercase hex.
 
@@ -30,6 +32,7 @@ use super::federation::FederationConfig;
 const DOMAIN_TAG: &[u8] = b"functionary/federation-config/v1";
 const ROUND_TIMEOUT_TAG: &[u8] = b"functionary/federation-config/round-timeout/v1";
 const PEG_WALLET_TAG: &[u8] = b"functionary/federation-config/peg-wallet/v1";
+const INITIAL_COINS_TAG: &[u8] = b"functionary/federation-config/initial-coins/v1";
 
 fn put_bytes(hasher: &mut Sha256, bytes: &[u8]) {
     // Config values are tiny (names <= 64 bytes, addresses and PeerIds < 100 bytes); saturate defensively.
@@ -85,6 +88,11 @@ pub(crate) fn config_hash(config: &FederationConfig) -> String {
         }
         hasher.update((peg.emergency_threshold as u64).to_le_bytes());
         hasher.update(peg.csv_timelock.to_le_bytes());
+    }
+    if let Some(coins) = &config.initial_coins {
+        put_bytes(&mut hasher, INITIAL_COINS_TAG);
+        hasher.update(coins.amount.to_le_bytes());
+        put_bytes(&mut hasher, &coins.script_pubkey);
     }
     hex::encode(hasher.finalize())
 }

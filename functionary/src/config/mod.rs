@@ -12,8 +12,10 @@ mod error;
 mod federation;
 mod federation_hash;
 mod fields;
+mod initial_coins;
 mod node;
 mod peg_wallet;
+mod signer;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
@@ -24,8 +26,12 @@ pub use federation::{
 pub use fields::{
     check_member_name, parse_ed25519_peer_id, parse_multiaddr, parse_secp256k1_pubkey,
 };
+pub use initial_coins::{InitialCoinsConfig, MAX_MONEY};
 pub use node::{
     HsmSection, NodeArgs, NodeConfig, DEFAULT_HSM_KEY_LABEL, DEFAULT_HSM_MODULE,
     DEFAULT_HSM_PEG_KEY_LABEL, DEFAULT_RPC_BIND,
 };
 pub use peg_wallet::{PegWalletConfig, MAX_CSV_TIMELOCK, MAX_EMERGENCY_KEYS};
+pub use signer::{
+    SignerMode, SignerSection, DEFAULT_SIGNER_CONNECT_TIMEOUT, DEFAULT_SIGNER_SOCKET,
+};

@@ -13,6 +13,7 @@ use super::startup::LoadedNode;
 use super::status::DaemonStatus;
 use super::timing::{now_ms, TimingLog};
 use crate::config::NodeConfig;
+use crate::ledger::{relay, ChainState, LedgerBlockContent};
 use crate::p2p::{self, P2pConfig, P2pEvent, P2pHandle};
 use crate::rpc::{self, RpcContext};
 
@@ -75,6 +76,11 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         member_of_peer: member_of_peer.clone(),
         consensus: std::sync::Mutex::new(serde_json::Value::Null),
     });
+    let (chain_state, mut relay_rx) = ChainState::new(
+        store.clone(),
+        params,
+        chain::mempool::MempoolLimits::default(),
+    );
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let federation_info = federation_info(&federation_config, params, &member_names, member_index);
     let rpc_ctx = RpcContext {
@@ -84,6 +90,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         federation_info,
         status: status.clone(),
         shutdown: shutdown_tx.clone(),
+        ledger: chain_state.clone(),
     };
     let rpc_server = match rpc::start(config.rpc_bind, &config.data_dir, rpc_ctx).await {
         Ok(s) => s,
@@ -107,12 +114,14 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
         tip,
         consensus_record,
         last_signed,
-    );
+    )
+    .with_content(Box::new(LedgerBlockContent(chain_state.clone())));
     let mut timing = TimingLog::from_env();
     let mut exec = Executor {
         p2p: &p2p,
         signer: &signer,
         store: &store,
+        chain_state: &chain_state,
         member_peers: &member_peers,
         timing: &mut timing,
         next_wake_ms: u64::MAX,
@@ -126,6 +135,9 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     let tick_every_ms = federation.interval_ms.clamp(50, 1000);
     let mut tick_at_ms = 0u64;
     let mut inputs = Vec::new();
+    // Transactions accepted here, waiting for the next relay frame (at most one frame batch per RELAY_INTERVAL_MS).
+    let mut relay_pending: Vec<elements::Transaction> = Vec::new();
+    let mut relay_at_ms = 0u64;
     // Set when a part the node cannot work without has stopped: the daemon then exits with an error.
     let mut fatal: Option<&'static str> = None;
     loop {
@@ -144,6 +156,17 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
             exec.execute(effects)?;
         }
         tick_at_ms = tick_at_ms.min(exec.take_wake_ms());
+        if !relay_pending.is_empty() {
+            let now = now_ms();
+            if now >= relay_at_ms {
+                for frame in relay::frames(std::mem::take(&mut relay_pending)) {
+                    p2p.broadcast(frame);
+                }
+                relay_at_ms = now.saturating_add(relay::RELAY_INTERVAL_MS);
+            } else {
+                tick_at_ms = tick_at_ms.min(relay_at_ms);
+            }
+        }
         if ticked {
             // What RPC shows; refreshed once per tick (at least every second), not per message.
             if let Ok(mut s) = status.consensus.lock() {
@@ -170,10 +193,25 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
                     Err(reason) => Input::SignFailed { height: outcome.height, block_hash: outcome.block_hash, reason },
                 });
             }
+            relayed = relay_rx.recv() => {
+                if let Some(tx) = relayed {
+                    relay_pending.push(tx);
+                    while let Ok(tx) = relay_rx.try_recv() {
+                        relay_pending.push(tx);
+                    }
+                }
+            }
             event = p2p_events.recv() => {
                 let Some(event) = event else {
                     fatal = Some("the p2p task stopped");
                     break;
+                };
+                let event = match event {
+                    P2pEvent::Message { from, bytes } if relay::is_relay_frame(&bytes) => {
+                        accept_relayed(&chain_state, from, &bytes);
+                        continue;
+                    }
+                    other => other,
                 };
                 if let Some(input) = peer_input(event, &member_of_peer, &p2p) {
                     inputs.push(input);
@@ -190,6 +228,32 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     }
     tracing::info!(target: "daemon", member = %me, "stopped");
     Ok(())
+}
+
+/// Validates transactions relayed by a member into the mempool, off the event loop (script checks take time).
+/// Invalid or conflicting ones are dropped; the sender is a member, so nothing is re-relayed.
+fn accept_relayed(chain_state: &Arc<ChainState>, from: libp2p::PeerId, bytes: &[u8]) {
+    let transactions = match relay::decode_relay_frame(bytes) {
+        Ok(transactions) => transactions,
+        Err(e) => {
+            tracing::warn!(target: "ledger", peer = %from, error = %e, "relay frame dropped");
+            return;
+        }
+    };
+    let chain_state = Arc::clone(chain_state);
+    tokio::task::spawn_blocking(move || {
+        for tx in transactions {
+            let txid = tx.txid();
+            match chain_state.accept(tx) {
+                Ok(accepted) => {
+                    tracing::debug!(target: "ledger", %txid, peer = %from, fee = accepted.fee,
+                    "relayed transaction accepted")
+                }
+                Err(reason) => tracing::debug!(target: "ledger", %txid, peer = %from, %reason,
+                    "relayed transaction not accepted"),
+            }
+        }
+    });
 }
 
 /// Turns a p2p event into a consensus input (None when there is nothing to feed).
@@ -254,6 +318,7 @@ struct Executor<'a> {
     p2p: &'a P2pHandle,
     signer: &'a SignerThread,
     store: &'a crate::storage::BlockStore,
+    chain_state: &'a Arc<ChainState>,
     member_peers: &'a [libp2p::PeerId],
     timing: &'a mut TimingLog,
     next_wake_ms: u64,
@@ -273,8 +338,14 @@ impl Executor<'_> {
             return Ok(());
         };
         let (from, to) = (first.header.height, last.header.height);
+        // A final block that breaks the ledger rules means this member disagrees with m others (a bug here or a
+        // dishonest majority): it stops with the block named instead of storing it.
+        tokio::task::block_in_place(|| self.chain_state.check_final_blocks(&blocks)).with_context(
+            || format!("final blocks {from}..={to} fail this member's ledger rules"),
+        )?;
         tokio::task::block_in_place(|| self.store.put_blocks(&blocks))
             .with_context(|| format!("storing final blocks {from}..={to}"))?;
+        tokio::task::block_in_place(|| self.chain_state.blocks_stored(&blocks));
         for block in &blocks {
             self.timing.record(
                 "stored",
