@@ -10,6 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use elements::{Block, BlockHash};
 use functionary::cli::rpc_client::{http_post, CliError, RpcClient};
+use functionary::rpc::ledger_source::{
+    AcceptedInfo, LedgerRpcSource, MempoolEntryInfo, MempoolSummary,
+};
 use functionary::rpc::{self, NodeStatusSource, RpcContext, RpcError, RpcServer};
 use functionary::storage::BlockStore;
 use secp256k1::{Message, Secp256k1, SecretKey};
@@ -28,6 +31,45 @@ impl NodeStatusSource for FakeStatus {
     }
     fn consensus_info(&self) -> Value {
         json!({ "height": 3, "round": 0, "state": "idle" })
+    }
+}
+
+/// A node with an empty mempool that refuses every submission (these tests cover the chain methods; the ledger
+/// methods are in `rpc_ledger.rs`).
+struct EmptyLedger;
+
+impl LedgerRpcSource for EmptyLedger {
+    fn submit(
+        &self,
+        _tx: elements::Transaction,
+    ) -> Result<AcceptedInfo, chain::ledger::TxRejection> {
+        Err(chain::ledger::TxRejection::Lookup(
+            chain::ledger::UtxoLookupError("no ledger in this test".into()),
+        ))
+    }
+    fn test_accept(
+        &self,
+        tx: &elements::Transaction,
+    ) -> Result<AcceptedInfo, chain::ledger::TxRejection> {
+        self.submit(tx.clone())
+    }
+    fn mempool_transaction(&self, _txid: &elements::Txid) -> Option<elements::Transaction> {
+        None
+    }
+    fn mempool_txids(&self) -> Vec<elements::Txid> {
+        Vec::new()
+    }
+    fn mempool_entry(&self, _txid: &elements::Txid) -> Option<MempoolEntryInfo> {
+        None
+    }
+    fn mempool_summary(&self) -> MempoolSummary {
+        MempoolSummary::default()
+    }
+    fn mempool_spender(&self, _outpoint: &elements::OutPoint) -> Option<elements::Txid> {
+        None
+    }
+    fn mempool_output(&self, _outpoint: &elements::OutPoint) -> Option<elements::TxOut> {
+        None
     }
 }
 
@@ -102,6 +144,7 @@ impl Fixture {
             federation_info: json!({ "config_hash": "ab".repeat(32), "block_interval_ms": 1000 }),
             status: Arc::new(FakeStatus),
             shutdown,
+            ledger: Arc::new(EmptyLedger),
         };
         let server = runtime
             .block_on(rpc::start(
@@ -499,6 +542,7 @@ fn binding_a_port_in_use_names_the_address() {
         federation_info: Value::Null,
         status: Arc::new(FakeStatus),
         shutdown,
+        ledger: Arc::new(EmptyLedger),
     };
     let result = f.runtime.block_on(rpc::start(taken, other_dir.path(), ctx));
     match result {

@@ -155,9 +155,19 @@ fn without_witnesses(block: &Block) -> Block {
     stripped
 }
 
-/// One dynafed parameter entry as Elements' `paramEntryToJSON` (empty object for Null).
+/// One dynafed parameter entry as Elements' `paramEntryToJSON`: `type` (null/compact/full), then for non-null
+/// entries `root`, `signblockscript`, `max_block_witness`, `extra_root`, and for full ones the fedpeg fields.
 fn params_entry(params: &dynafed::Params) -> Value {
     let mut out = Map::new();
+    let kind = match params {
+        dynafed::Params::Null => "null",
+        dynafed::Params::Compact { .. } => "compact",
+        dynafed::Params::Full(_) => "full",
+    };
+    out.insert("type".into(), json!(kind));
+    if !params.is_null() {
+        out.insert("root".into(), json!(params.calculate_root().to_string()));
+    }
     if let (Some(script), Some(limit)) =
         (params.signblockscript(), params.signblock_witness_limit())
     {

@@ -1,14 +1,16 @@
 //! The RPC methods, with Elements' names and result shapes, over the daemon's [`RpcContext`].
 
-use std::str::FromStr;
 use std::time::Instant;
 
 use elements::{Block, BlockHash, BlockHeader};
 use serde_json::{json, Value};
 
 use super::blockjson::{block_fields, header_fields, script_asm, ChainPosition};
+use super::faults::store_fault;
 use super::jsonrpc::{MethodDispatcher, RpcFault, INVALID_ADDRESS_OR_KEY, METHOD_NOT_FOUND};
-use super::RpcContext;
+use super::params::{param_hash, param_int, param_verbosity};
+use super::txjson::tx_json;
+use super::{mempool_methods, sidechain_methods, tx_methods, utxo_methods, RpcContext};
 
 /// Number of blocks (the block and its ancestors) whose median time is `mediantime`, as Core.
 const MEDIAN_TIME_SPAN: u32 = 11;
@@ -51,7 +53,8 @@ const METHODS: &[MethodSpec] = &[
         params: &["blockhash", "verbosity"],
         help: "getblock \"blockhash\" ( verbosity )\nIf verbosity is 0, returns a string that is serialized, hex-encoded \
                data for block 'hash'.\nIf verbosity is 1, returns an Object with information about block <hash>, \
-               including the members that signed it (\"signers\").",
+               including the members that signed it (\"signers\").\nIf verbosity is 2, the transactions are \
+               objects (as getrawtransaction).\nIf verbosity is 3, their inputs also carry \"prevout\".",
         run: Methods::getblock,
     },
     MethodSpec {
@@ -61,6 +64,71 @@ const METHODS: &[MethodSpec] = &[
                hex-encoded data for blockheader 'hash'.\nIf verbose is true, returns an Object with information about \
                blockheader <hash>.",
         run: Methods::getblockheader,
+    },
+    MethodSpec {
+        name: "decoderawtransaction",
+        params: &["hexstring", "iswitness"],
+        help: "decoderawtransaction \"hexstring\" ( iswitness )\nReturn a JSON object representing the serialized, \
+               hex-encoded transaction.",
+        run: |m, p| tx_methods::decoderawtransaction(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "getrawtransaction",
+        params: &["txid", "verbosity", "blockhash"],
+        help: "getrawtransaction \"txid\" ( verbosity \"blockhash\" )\nReturn the raw transaction data, from the \
+               mempool or the transaction index.\nIf verbosity is 0 or omitted, returns the serialized transaction as \
+               a hex-encoded string.\nIf verbosity is 1, returns a JSON Object with information about the \
+               transaction.\nIf verbosity is 2, its inputs also carry \"prevout\".",
+        run: |m, p| tx_methods::getrawtransaction(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "sendrawtransaction",
+        params: &["hexstring", "maxfeerate", "maxburnamount"],
+        help: "sendrawtransaction \"hexstring\" ( maxfeerate maxburnamount )\nSubmit a raw transaction (serialized, \
+               hex-encoded) to the mempool and relay it to the other members. Returns the txid.",
+        run: |m, p| tx_methods::sendrawtransaction(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "testmempoolaccept",
+        params: &["rawtxs", "maxfeerate"],
+        help: "testmempoolaccept [\"rawtx\",...] ( maxfeerate )\nReturns result of mempool acceptance tests \
+               indicating if raw transaction(s) (serialized, hex-encoded) would be accepted by mempool. Each \
+               transaction is tested on its own (no package validation).",
+        run: |m, p| tx_methods::testmempoolaccept(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "getrawmempool",
+        params: &["verbose", "mempool_sequence"],
+        help: "getrawmempool ( verbose )\nReturns all transaction ids in memory pool as a json array of string \
+               transaction ids, or with verbose an object of entries.",
+        run: |m, p| mempool_methods::getrawmempool(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "getmempoolinfo",
+        params: &[],
+        help: "getmempoolinfo\nReturns details on the active state of the TX memory pool.",
+        run: |m, p| mempool_methods::getmempoolinfo(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "gettxout",
+        params: &["txid", "n", "include_mempool"],
+        help: "gettxout \"txid\" n ( include_mempool )\nReturns details about an unspent transaction output, or \
+               null.",
+        run: |m, p| utxo_methods::gettxout(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "gettxoutsetinfo",
+        params: &["hash_type", "hash_or_height", "use_index"],
+        help: "gettxoutsetinfo ( \"hash_type\" )\nReturns statistics about the unspent transaction output set \
+               (hash_type: hash_serialized_3 or none).",
+        run: |m, p| utxo_methods::gettxoutsetinfo(&m.ctx, p),
+    },
+    MethodSpec {
+        name: "getsidechaininfo",
+        params: &[],
+        help: "getsidechaininfo\nReturns an object containing various state info regarding sidechain \
+               functionality.",
+        run: |m, p| sidechain_methods::getsidechaininfo(&m.ctx, p),
     },
     MethodSpec {
         name: "getpeerinfo",
@@ -124,11 +192,6 @@ impl MethodDispatcher for Methods {
 
 fn find(method: &str) -> Option<&'static MethodSpec> {
     METHODS.iter().find(|spec| spec.name == method)
-}
-
-fn store_fault(error: impl std::fmt::Display) -> RpcFault {
-    tracing::error!(target: "rpc", error = %error, "block store error");
-    RpcFault::misc(format!("block store error: {error}"))
 }
 
 fn block_not_found() -> RpcFault {
@@ -265,7 +328,7 @@ impl Methods {
     }
 
     fn getblockhash(&self, params: &[Value]) -> Result<Value, RpcFault> {
-        let height = param_height(params, 0, "height")?;
+        let height = param_int(params, 0, "height")?;
         let (tip_height, _) = self.tip()?;
         let out_of_range = || RpcFault::invalid_parameter("Block height out of range");
         let height = u32::try_from(height).map_err(|_| out_of_range())?;
@@ -282,8 +345,8 @@ impl Methods {
     }
 
     fn getblock(&self, params: &[Value]) -> Result<Value, RpcFault> {
-        let hash = param_hash(params, 0, "blockhash")?;
-        let verbosity = param_verbosity(params, 1)?;
+        let hash: BlockHash = param_hash(params, 0, "blockhash")?;
+        let verbosity = param_verbosity(params, 1, "verbosity", 1, 3)?;
         let block: Block = self
             .ctx
             .store
@@ -295,6 +358,17 @@ impl Methods {
         }
         let position = self.position(&hash, block.txdata.len())?;
         let mut out = block_fields(&block, &position);
+        if verbosity >= 2 {
+            let mut txs = Vec::with_capacity(block.txdata.len());
+            for tx in &block.txdata {
+                let mut entry = tx_json(tx, true);
+                if verbosity == 3 {
+                    tx_methods::add_prevouts(&self.ctx, tx, &mut entry)?;
+                }
+                txs.push(Value::Object(entry));
+            }
+            out.insert("tx".into(), Value::Array(txs));
+        }
         out.insert(
             "signers".into(),
             self.signers_json(&block.header, position.height),
@@ -303,7 +377,7 @@ impl Methods {
     }
 
     fn getblockheader(&self, params: &[Value]) -> Result<Value, RpcFault> {
-        let hash = param_hash(params, 0, "blockhash")?;
+        let hash: BlockHash = param_hash(params, 0, "blockhash")?;
         let verbose = match params.get(1) {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
@@ -372,94 +446,5 @@ impl Methods {
         tracing::info!(target: "rpc", "stop requested over rpc");
         self.ctx.shutdown.send_replace(true);
         Ok(json!("Functionary stopping"))
-    }
-}
-
-/// A required block hash in display (reversed hex) order.
-fn param_hash(params: &[Value], index: usize, name: &str) -> Result<BlockHash, RpcFault> {
-    let text = match params.get(index) {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => {
-            return Err(RpcFault::invalid_parameter(format!("{name} is required")))
-        }
-        Some(other) => {
-            return Err(RpcFault::invalid_parameter(format!(
-                "{name} must be a hex string, got {other}"
-            )));
-        }
-    };
-    if text.len() != 64 {
-        return Err(RpcFault::invalid_parameter(format!(
-            "{name} must be of length 64 (not {}, for '{text}')",
-            text.len()
-        )));
-    }
-    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(RpcFault::invalid_parameter(format!(
-            "{name} must be hexadecimal string (not '{text}')"
-        )));
-    }
-    BlockHash::from_str(text).map_err(|e| {
-        RpcFault::invalid_parameter(format!("{name} is not a block hash ('{text}'): {e}"))
-    })
-}
-
-/// A required integer height.
-fn param_height(params: &[Value], index: usize, name: &str) -> Result<i64, RpcFault> {
-    match params.get(index) {
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            RpcFault::invalid_parameter(format!("{name} must be an integer, got {n}"))
-        }),
-        None | Some(Value::Null) => Err(RpcFault::invalid_parameter(format!("{name} is required"))),
-        Some(other) => Err(RpcFault::invalid_parameter(format!(
-            "{name} must be an integer, got {other}"
-        ))),
-    }
-}
-
-/// `getblock`'s optional verbosity: 0 or 1 (a boolean is accepted as Core does); default 1.
-fn param_verbosity(params: &[Value], index: usize) -> Result<u8, RpcFault> {
-    match params.get(index) {
-        None | Some(Value::Null) => Ok(1),
-        Some(Value::Bool(b)) => Ok(u8::from(*b)),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(0) => Ok(0),
-            Some(1) => Ok(1),
-            _ => Err(RpcFault::invalid_parameter(format!(
-                "verbosity must be 0 or 1, got {n}"
-            ))),
-        },
-        Some(other) => Err(RpcFault::invalid_parameter(format!(
-            "verbosity must be 0 or 1, got {other}"
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_params_are_display_order_and_errors_name_the_parameter() {
-        let display = "1466275836220db2944ca059a3a10ef6fd2ea684b0688d2c379296888a206003";
-        let hash = param_hash(&[json!(display)], 0, "blockhash").expect("valid hash");
-        assert_eq!(hash.to_string(), display);
-        for bad in [json!("abc"), json!("zz".repeat(32)), json!(5)] {
-            let fault = param_hash(&[bad], 0, "blockhash").expect_err("invalid");
-            assert_eq!(fault.code, -8);
-            assert!(fault.message.contains("blockhash"), "{}", fault.message);
-        }
-        assert!(param_hash(&[], 0, "blockhash").is_err());
-    }
-
-    #[test]
-    fn verbosity_and_height_params() {
-        assert_eq!(param_verbosity(&[], 0), Ok(1));
-        assert_eq!(param_verbosity(&[json!(0)], 0), Ok(0));
-        assert_eq!(param_verbosity(&[json!(false)], 0), Ok(0));
-        assert_eq!(param_verbosity(&[json!(3)], 0).map_err(|f| f.code), Err(-8));
-        assert_eq!(param_height(&[json!(4)], 0, "height"), Ok(4));
-        let fault = param_height(&[json!("x")], 0, "height").expect_err("not a number");
-        assert!(fault.message.contains("height"));
     }
 }

@@ -8,9 +8,18 @@
 
 mod blockjson;
 mod cookie;
+mod faults;
 pub mod jsonrpc;
+pub mod ledger_source;
+mod mempool_methods;
 pub mod methods;
+mod params;
+pub mod scriptjson;
 mod server;
+mod sidechain_methods;
+mod tx_methods;
+pub mod txjson;
+mod utxo_methods;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +42,8 @@ pub struct RpcContext {
     pub status: Arc<dyn NodeStatusSource>,
     /// Shutdown signal: the `stop` method sets it to `true`; the server stops when it becomes `true`.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The mempool and transaction submission.
+    pub ledger: Arc<dyn ledger_source::LedgerRpcSource>,
 }
 
 /// Live status the daemon exposes to the RPC layer.
