@@ -23,6 +23,9 @@ pub struct FederationSpec {
     pub interval_ms: u64,
     /// Chain name written into the federation config (and so into genesis).
     pub chain_name: String,
+    /// Whether genesis pays the devnet faucet ([`crate::faucet`]); absent in layouts written before it existed.
+    #[serde(default)]
+    pub faucet: bool,
 }
 
 impl FederationSpec {
@@ -33,6 +36,7 @@ impl FederationSpec {
             threshold,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             chain_name: "functionary-devnet".to_string(),
+            faucet: true,
         }
     }
 

@@ -178,6 +178,17 @@ pub fn create(
         args.push(flag.into());
         args.push(value);
     }
+    if spec.faucet {
+        args.push("--initial-coins-amount".into());
+        args.push(crate::faucet::DEVNET_FAUCET_AMOUNT.to_string());
+        args.push("--initial-coins-script".into());
+        args.push(hex::encode(crate::faucet::faucet_script()?));
+        write_file(
+            &dir.join(crate::faucet::FAUCET_FILE),
+            serde_json::to_string_pretty(&crate::faucet::faucet_json()?)?.as_bytes(),
+            0o644,
+        )?;
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let assembled = bins.cli_json(&dir, &args)?;
     layout.config_hash = json_str(&assembled, "config_hash")?;
@@ -312,7 +323,14 @@ fn prepare_member_dir(datadir: &Path, name: &str, rpc_addr: SocketAddr) -> anyho
          token_label = \"{name}\"\n\
          key_label = \"{BLOCK_KEY_LABEL}\"\n\
          peg_key_label = \"{PEG_KEY_LABEL}\"\n\
-         pin_file = \"hsm.pin\"\n"
+         pin_file = \"hsm.pin\"\n\
+         \n\
+         # The block signer runs as its own process (functionary-signer); functionaryd reaches it here and\n\
+         # never reads the PIN.\n\
+         [signer]\n\
+         mode = \"socket\"\n\
+         socket = \"{}\"\n",
+        crate::process::SIGNER_SOCKET
     );
     write_file(&datadir.join("node.toml"), node.as_bytes(), 0o644)?;
     Ok(())

@@ -6,6 +6,7 @@ pub mod journal_check;
 pub mod link_faults;
 pub mod netns;
 pub mod sim;
+pub mod wallet;
 
 use std::collections::BTreeSet;
 use std::path::Path;
