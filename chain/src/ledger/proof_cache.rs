@@ -1,8 +1,9 @@
-//! A process-wide cache of verified confidential proofs (Elements' `CachingRangeProofChecker` /
-//! `CachingSurjectionProofChecker`): a rangeproof or surjection proof checked when its transaction entered the
-//! mempool is not checked again when the block carrying it is validated, nor when the mempool re-validates after
-//! a block. Only successes are cached, keyed by SHA-256 of everything the verification reads, so a hit gives
-//! exactly the answer a verification would; the cache changes how fast, never what is accepted.
+//! A process-wide cache of verified proofs and scripts (Elements' `CachingRangeProofChecker` /
+//! `CachingSurjectionProofChecker`, Bitcoin Core's script execution cache): a rangeproof, surjection proof or a
+//! transaction's input scripts checked when the transaction entered the mempool are not checked again when the
+//! block carrying it is validated, nor when the mempool re-validates after a block. Only successes are cached,
+//! keyed by SHA-256 of everything the verification reads, so a hit gives exactly the answer a verification would;
+//! the cache changes how fast, never what is accepted.
 
 use elements::hashes::{sha256, HashEngine};
 use elements::secp256k1_zkp::{Generator, PedersenCommitment, RangeProof, SurjectionProof};
@@ -98,4 +99,29 @@ pub(crate) fn verify_surjection(
         remember(key, 0);
     }
     valid
+}
+
+/// Verifies every input script of `tx` against `spent` ([`super::verify_input_scripts`]), unless the same
+/// transaction (wtxid: every byte of it, witnesses included) was verified against the same spent outputs under the
+/// same genesis hash before. Cached on success.
+pub(crate) fn verify_input_scripts_cached(
+    ctx: &super::LedgerContext,
+    tx: &elements::Transaction,
+    spent: &[elements::TxOut],
+) -> Result<(), super::TxRejection> {
+    let mut engine = sha256::Hash::engine();
+    engine.input(b"functionary/scripts/v1");
+    engine.input(&elements::encode::serialize(&tx.wtxid()));
+    engine.input(&elements::encode::serialize(&ctx.genesis_hash));
+    engine.input(&(spent.len() as u64).to_le_bytes());
+    for out in spent {
+        engine.input(&elements::encode::serialize(out));
+    }
+    let key = sha256::Hash::from_engine(engine).to_byte_array();
+    if lookup(&key).is_some() {
+        return Ok(());
+    }
+    super::verify_input_scripts(ctx, tx, spent)?;
+    remember(key, 0);
+    Ok(())
 }

@@ -4,8 +4,8 @@
 
 use super::{
     check_final, check_pegout_output, check_sequence_locks, check_transaction, issuance_records,
-    verify_amounts_with_issuances, verify_input_scripts, IssuanceRecord, LedgerContext,
-    PegoutRecord, TxRejection, Utxo, UtxoView,
+    verify_amounts_with_issuances, IssuanceRecord, LedgerContext, PegoutRecord, TxRejection, Utxo,
+    UtxoView,
 };
 use elements::{OutPoint, Transaction, TxOut, Txid};
 
@@ -60,7 +60,8 @@ pub struct ValidatedTx {
 /// 5. lock time ([`check_final`]) and BIP68 sequence locks ([`check_sequence_locks`]);
 /// 6. peg-out outputs ([`check_pegout_output`]);
 /// 7. amounts, fee, proofs ([`super::verify_amounts`]);
-/// 8. input scripts ([`verify_input_scripts`]).
+/// 8. input scripts ([`super::verify_input_scripts`]; a transaction already verified against the same spent outputs is
+///    not verified again, see `proof_cache.rs`).
 ///
 /// Double spends inside a block or against the mempool are the caller's (the view reports a spent output as
 /// missing).
@@ -130,7 +131,7 @@ pub fn validate_transaction(
     }
 
     let fee = verify_amounts_with_issuances(ctx, tx, &spent_txouts, &issuances)?;
-    verify_input_scripts(ctx, tx, &spent_txouts)?;
+    super::proof_cache::verify_input_scripts_cached(ctx, tx, &spent_txouts)?;
 
     let spent = tx
         .input
