@@ -274,3 +274,50 @@ fn a_coinbase_claiming_more_than_the_fees_is_refused() {
     assert!(invalid_proposal_reason(&effects).is_some(), "{effects:?}");
     assert_eq!(prevote_for(&effects), Some(None));
 }
+
+/// A chain of `n` spends inside one block, each spending the previous one's first output.
+fn chained_spends(wallet: &Wallet, federation: &Federation, n: usize) -> (Vec<Transaction>, u64) {
+    let asset = federation.params.policy_asset();
+    let mut coin = OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1);
+    let mut value = COINS;
+    let mut txs = Vec::new();
+    for _ in 0..n {
+        let pay = value - 10_000 - 500;
+        let tx = wallet.spend(asset, coin, value, pay, 500);
+        coin = OutPoint::new(tx.txid(), 0);
+        value = pay;
+        txs.push(tx);
+    }
+    (txs, 500 * n as u64)
+}
+
+#[test]
+fn blocks_verified_on_several_threads_keep_their_verdicts() {
+    let wallet = Wallet::new();
+    let federation = federation(&wallet);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
+    store
+        .init_genesis(&federation.params.genesis_block())
+        .expect("genesis");
+    let (state, _relay) = ChainState::new(store, &federation.params, Default::default());
+
+    let (txs, fees) = chained_spends(&wallet, &federation, 12);
+    let good = block_with(&federation, txs.clone(), fees);
+    assert_eq!(state.validate_block(&good), Ok(()));
+
+    // One bad signature in the middle: refused, even though its neighbours were verified (and cached) in parallel.
+    let mut bad_txs = txs;
+    let witness = &mut bad_txs[7].input[0].witness.script_witness;
+    let mut items: Vec<Vec<u8>> = witness.iter().map(|item| item.to_vec()).collect();
+    items[0][10] ^= 1;
+    *witness = items.into();
+    let bad = block_with(&federation, bad_txs, fees);
+    let reason = state
+        .validate_block(&bad)
+        .expect_err("a bad signature must be refused");
+    assert!(
+        reason.contains("mandatory-script-verify-flag-failed"),
+        "{reason}"
+    );
+}

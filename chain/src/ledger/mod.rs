@@ -37,7 +37,7 @@ pub use context::*;
 pub use issuance::*;
 pub use locktime::*;
 pub use pegout::*;
-pub use proof_cache::clear_proof_cache;
+pub use proof_cache::{clear_proof_cache, warm_proof_cache};
 pub use rejection::*;
 pub use scripts::*;
 pub use tx_check::*;

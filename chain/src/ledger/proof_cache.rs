@@ -125,3 +125,17 @@ pub(crate) fn verify_input_scripts_cached(
     remember(key, 0);
     Ok(())
 }
+
+/// Verifies `tx`'s proofs and input scripts against `spent` (what its inputs spend) and remembers what verifies, so
+/// that a later [`super::validate_transaction`] / [`super::connect_block`] of it finds them cached. Returns whether
+/// everything verified. The verdict of later validation is unchanged by this call (only successes are cached); it
+/// exists so that a caller can verify the independent transactions of a block on several threads first.
+pub fn warm_proof_cache(
+    ctx: &super::LedgerContext,
+    tx: &elements::Transaction,
+    spent: &[elements::TxOut],
+) -> bool {
+    let amounts = super::verify_amounts(ctx, tx, spent).is_ok();
+    let scripts = verify_input_scripts_cached(ctx, tx, spent).is_ok();
+    amounts && scripts
+}

@@ -208,10 +208,65 @@ impl ChainState {
                 tip.block_hash()
             ));
         }
+        self.warm_in_parallel(&ctx, block);
         let store: &BlockStore = &self.store;
         connect_block(&ctx, &store, &RefusePegins, block).map_err(|e| e.to_string())?;
         self.remember_valid(hash);
         Ok(())
+    }
+
+    /// Verifies the proofs and scripts of `block`'s transactions on all cores first (they are independent), so
+    /// that the sequential [`connect_block`] finds them in the cache. Changes no verdict (only successes are
+    /// cached); transactions whose spent outputs cannot be found here (peg-ins, outputs of an earlier block of the
+    /// same batch) are left to the sequential pass.
+    fn warm_in_parallel(&self, ctx: &LedgerContext, block: &Block) {
+        let threads = std::thread::available_parallelism()
+            .map(std::num::NonZeroUsize::get)
+            .unwrap_or(1)
+            .min(8);
+        let transactions: Vec<&Transaction> = block.txdata.iter().skip(1).collect();
+        if threads < 2 || transactions.len() < 4 {
+            return;
+        }
+        let mut created: std::collections::HashMap<elements::OutPoint, &elements::TxOut> =
+            std::collections::HashMap::new();
+        for tx in &block.txdata {
+            let txid = tx.txid();
+            for (vout, out) in (0u32..).zip(&tx.output) {
+                created.insert(elements::OutPoint::new(txid, vout), out);
+            }
+        }
+        let store: &BlockStore = &self.store;
+        let created = &created;
+        let chunk = transactions.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            for part in transactions.chunks(chunk) {
+                scope.spawn(move || {
+                    for tx in part {
+                        let spent: Option<Vec<elements::TxOut>> = tx
+                            .input
+                            .iter()
+                            .map(|input| {
+                                if input.is_pegin {
+                                    return None;
+                                }
+                                match created.get(&input.previous_output) {
+                                    Some(out) => Some((*out).clone()),
+                                    None => store
+                                        .utxo(&input.previous_output)
+                                        .ok()
+                                        .flatten()
+                                        .map(|utxo| utxo.txout),
+                                }
+                            })
+                            .collect();
+                        if let Some(spent) = spent {
+                            chain::ledger::warm_proof_cache(ctx, tx, &spent);
+                        }
+                    }
+                });
+            }
+        });
     }
 
     /// Checks the ledger rules of consecutive final blocks on top of the stored tip before they are stored (each
@@ -234,6 +289,7 @@ impl ChainState {
             let delta = if blocks.len() == 1 && self.known_valid(&hash) {
                 None
             } else {
+                self.warm_in_parallel(&ctx, block);
                 Some(
                     connect_block(&ctx, &view, &RefusePegins, block).map_err(|e| {
                         LedgerError::InvalidBlock {
