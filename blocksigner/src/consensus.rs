@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::certificate::CommitCertificate;
-use crate::content::{BlockContent, EmptyBlocks};
+use crate::content::{BlockContent, ContentError, EmptyBlocks};
 use crate::federation::Federation;
 use crate::height::{HeightState, Step, Timer};
 use crate::io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};
@@ -17,6 +17,17 @@ use crate::rules::{
 };
 use crate::sync::{FetchTracker, FutureBuffer};
 use crate::votes::VoteAdded;
+
+/// The verdict of [`Consensus::check_block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockCheck {
+    /// The block may be taken at this height.
+    Valid,
+    /// The block is invalid at this height (its hash is remembered as invalid).
+    Invalid,
+    /// The message is refused, the hash is not condemned (body mismatch, or not judgeable now).
+    Refused,
+}
 
 /// One member's consensus state. Pure: no IO, no clock, no randomness; see [`Consensus::handle`].
 pub struct Consensus {
@@ -910,8 +921,16 @@ impl Consensus {
     }
 
     /// Whether `block` may be taken at this height (the `valid` predicate of the rules, except the
-    /// signature-free checks done by the caller). Reports the reason when not.
-    fn check_block(&mut self, from: usize, message_height: u32, block: &elements::Block) -> bool {
+    /// signature-free checks done by the caller). Reports the reason when not. A body that does not belong to its
+    /// header (wrong merkle root, duplicated transactions, witnesses not matching the commitment) or that this
+    /// member cannot judge now is refused without condemning the block hash: anyone relaying a valid block can
+    /// produce such a body, and the same hash may still arrive with its real body.
+    fn check_block(
+        &mut self,
+        from: usize,
+        message_height: u32,
+        block: &elements::Block,
+    ) -> BlockCheck {
         let header = &block.header;
         if header.height != message_height {
             self.reject(
@@ -921,7 +940,7 @@ impl Consensus {
                     block_height: header.height,
                 },
             );
-            return false;
+            return BlockCheck::Invalid;
         }
         if header.prev_blockhash != self.tip_hash {
             let reason = Rejection::WrongParent {
@@ -929,16 +948,28 @@ impl Consensus {
                 got: header.prev_blockhash,
             };
             self.reject(from, reason);
-            return false;
+            return BlockCheck::Invalid;
         }
         if let Err(error) = chain::validate_proposal(self.params(), &self.tip, block) {
+            let verdict = if error.is_body_mismatch() {
+                BlockCheck::Refused
+            } else {
+                BlockCheck::Invalid
+            };
             self.reject(from, Rejection::InvalidProposal(error.to_string()));
-            return false;
+            return verdict;
         }
         let federation = Arc::clone(&self.federation);
-        if let Err(reason) = self.content.validate(&federation.params, &self.tip, block) {
-            self.reject(from, Rejection::InvalidProposal(reason));
-            return false;
+        match self.content.validate(&federation.params, &self.tip, block) {
+            Ok(()) => {}
+            Err(error) => {
+                let verdict = match error {
+                    ContentError::Invalid(_) => BlockCheck::Invalid,
+                    ContentError::Unavailable(_) => BlockCheck::Refused,
+                };
+                self.reject(from, Rejection::InvalidProposal(error.to_string()));
+                return verdict;
+            }
         }
         let now = self.now();
         let latest = now.saturating_add(MAX_CLOCK_SKEW_MS) / 1000;
@@ -950,9 +981,9 @@ impl Consensus {
                     now_ms: now,
                 },
             );
-            return false;
+            return BlockCheck::Invalid;
         }
-        true
+        BlockCheck::Valid
     }
 
     /// R5.
@@ -1050,12 +1081,16 @@ impl Consensus {
         let known_valid = self.state.block(&block_hash).is_some();
         let known_invalid = self.state.is_invalid(&block_hash);
         if !known_valid && !known_invalid {
-            if self.check_block(from, proposal.height, &proposal.block) {
-                self.state
-                    .hold_block(round, proposal.block, proposal.proposed_at_ms);
-                self.check_pending_signatures(block_hash);
-            } else {
-                self.state.mark_invalid(block_hash);
+            match self.check_block(from, proposal.height, &proposal.block) {
+                BlockCheck::Valid => {
+                    self.state
+                        .hold_block(round, proposal.block, proposal.proposed_at_ms);
+                    self.check_pending_signatures(block_hash);
+                }
+                BlockCheck::Invalid => self.state.mark_invalid(block_hash),
+                // Not this proposal's block: the round's proposal stays unknown to us (we time out as if it
+                // never came) and the same hash with its real body is judged when it arrives.
+                BlockCheck::Refused => return,
             }
         }
         let timed_out_in_round = round == self.state.round
@@ -1165,7 +1200,7 @@ impl Consensus {
             return;
         }
         if self.state.block(&block_hash).is_none() {
-            if !self.check_block(from, height, &commit.block) {
+            if self.check_block(from, height, &commit.block) != BlockCheck::Valid {
                 return;
             }
             let round = commit.certificate.round;
@@ -1396,6 +1431,7 @@ impl Consensus {
         let n = self.federation.member_count();
         let announce = via == FinalizedVia::Signatures
             && round.is_some_and(|round| proposer_of(height, round, n) == self.me);
+        self.content.finalized(&block);
         if announce {
             self.emit(Effect::StoreBlock(block.clone()));
             self.broadcast(ConsensusMessage::FinalBlock(block));

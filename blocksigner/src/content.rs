@@ -6,6 +6,25 @@
 //! Implementations must be deterministic functions of the stored chain (every honest member must reach the same
 //! verdict on the same block), and `validate` is called only for blocks whose parent is the current tip.
 
+/// Why [`BlockContent::validate`] did not accept a block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentError {
+    /// The block's contents break the rules: it is invalid at this height (remembered as such).
+    Invalid(String),
+    /// This member cannot judge the block now (its storage failed, or the parent it needs is not known): the
+    /// message is refused but the block is not remembered as invalid.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for ContentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContentError::Invalid(reason) => write!(f, "{reason}"),
+            ContentError::Unavailable(reason) => write!(f, "cannot be judged now: {reason}"),
+        }
+    }
+}
+
 /// Builds proposals and validates their contents.
 pub trait BlockContent: Send {
     /// A new unsigned block on `parent` with header time `time`, following [`chain::validate_proposal`]'s rules.
@@ -16,14 +35,18 @@ pub trait BlockContent: Send {
         time: u32,
     ) -> elements::Block;
 
-    /// The content rules beyond [`chain::validate_proposal`] (already passed when this is called): a message
-    /// naming the first problem, or `Ok`.
+    /// The content rules beyond [`chain::validate_proposal`] (already passed when this is called): `Ok`, or the
+    /// first problem.
     fn validate(
         &mut self,
         params: &chain::FederationParams,
         parent: &elements::BlockHeader,
         block: &elements::Block,
-    ) -> Result<(), String>;
+    ) -> Result<(), ContentError>;
+
+    /// `block` became final here and is about to be stored ([`crate::Effect::StoreBlock`] follows): blocks built or
+    /// validated before the store catches up must treat it as their parent.
+    fn finalized(&mut self, _block: &elements::Block) {}
 }
 
 /// Blocks with only a coinbase; accepts no other transaction (tests, benchmarks, the simulator).
@@ -45,12 +68,12 @@ impl BlockContent for EmptyBlocks {
         _params: &chain::FederationParams,
         _parent: &elements::BlockHeader,
         block: &elements::Block,
-    ) -> Result<(), String> {
+    ) -> Result<(), ContentError> {
         match block.txdata.len() {
             1 => Ok(()),
-            count => Err(format!(
+            count => Err(ContentError::Invalid(format!(
                 "block has {count} transactions; this member accepts only the coinbase"
-            )),
+            ))),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use certificate::{
 };
 pub use codec::{DecodeError, WIRE_VERSION};
 pub use consensus::Consensus;
-pub use content::{BlockContent, EmptyBlocks};
+pub use content::{BlockContent, ContentError, EmptyBlocks};
 pub use federation::Federation;
 pub use height::Step;
 pub use io::{ConsensusEvent, ConsensusStatus, Effect, FinalizedVia, Input, Rejection};

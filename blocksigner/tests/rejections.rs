@@ -1117,3 +1117,34 @@ fn a_re_proposal_with_a_forged_polka_vote_is_rejected() {
         },
     );
 }
+
+#[test]
+fn a_proposal_whose_body_was_changed_does_not_condemn_its_hash() {
+    // A Byzantine proposer (or anyone holding the block) can change witness bytes without changing the hash.
+    // The mutated body is refused, but the same hash with its real body is still prevoted.
+    let mut h = Harness::new();
+    let block = h.block(TIME);
+    let hash = block.block_hash();
+    let mut mutated = block.clone();
+    mutated.txdata[0].input[0].witness.script_witness = vec![vec![1u8]].into();
+    assert_eq!(mutated.block_hash(), hash, "the mutation keeps the hash");
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, mutated, 1)));
+    assert!(
+        rejections(&effects)
+            .iter()
+            .any(|(from, reason)| *from == 1 && matches!(reason, Rejection::InvalidProposal(_))),
+        "{effects:?}"
+    );
+    assert!(
+        votes(&effects).is_empty(),
+        "no vote on a mutated body: {effects:?}"
+    );
+    let effects = h.deliver(1, ConsensusMessage::Proposal(h.proposal(0, block, 1)));
+    assert!(rejections(&effects).is_empty(), "{effects:?}");
+    let cast = votes(&effects);
+    assert_eq!(cast.len(), 1, "{effects:?}");
+    assert_eq!(
+        (cast[0].kind, cast[0].block_hash),
+        (VoteKind::Prevote, Some(hash))
+    );
+}

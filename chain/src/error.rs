@@ -298,6 +298,27 @@ pub enum BlockError {
         /// In the header.
         found: elements::TxMerkleNode,
     },
+    /// Two transactions of the block have the same txid (also how a merkle-root-preserving mutation of the
+    /// transaction list looks, CVE-2012-2459).
+    #[error("bad-txns-duplicate: transaction {txid} appears twice in the block")]
+    DuplicateTransaction {
+        /// The repeated txid.
+        txid: elements::Txid,
+    },
+    /// The coinbase's witness commitment does not match the block's witness data (or is missing while some
+    /// transaction has witness data).
+    #[error("witness commitment: {reason}")]
+    WitnessCommitment {
+        /// Elements' reason and what is wrong.
+        reason: String,
+    },
+    /// The coinbase carries witness data that neither the header nor the witness commitment covers (issuance or
+    /// peg-in witness fields, output proofs): another member could hold the same block hash with other bytes.
+    #[error("uncommitted coinbase witness: {detail}")]
+    UncommittedCoinbaseWitness {
+        /// Which field.
+        detail: String,
+    },
     /// Block too heavy.
     #[error("block weight {weight} exceeds the limit {limit}")]
     TooHeavy {
@@ -306,4 +327,21 @@ pub enum BlockError {
         /// Limit.
         limit: usize,
     },
+}
+
+impl BlockError {
+    /// True when the block's transactions do not belong to its header (wrong merkle root, duplicated transactions,
+    /// witness data not matching the commitment, uncommitted coinbase witness). Such a body can be produced from a
+    /// valid block by anyone who relays it, without changing the block hash: it proves nothing about the block
+    /// hash itself, so the hash must not be remembered as invalid, only the message refused. A body that passes
+    /// these checks is the only one its hash can have.
+    pub fn is_body_mismatch(&self) -> bool {
+        matches!(
+            self,
+            BlockError::MerkleRootMismatch { .. }
+                | BlockError::DuplicateTransaction { .. }
+                | BlockError::WitnessCommitment { .. }
+                | BlockError::UncommittedCoinbaseWitness { .. }
+        )
+    }
 }

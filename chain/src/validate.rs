@@ -142,6 +142,7 @@ fn check_block_except_witness(
             found: header.merkle_root,
         });
     }
+    check_body_is_committed(block)?;
     let weight = block.weight();
     if weight > MAX_BLOCK_WEIGHT {
         return Err(BlockError::TooHeavy {
@@ -150,6 +151,43 @@ fn check_block_except_witness(
         });
     }
     Ok(())
+}
+
+/// The block's bytes are the only ones its hash can have: no duplicated transaction (a list with duplicates can
+/// share a merkle root with the list without them), the witness commitment matches every transaction's witness
+/// data (Elements' `CheckWitnessMalleation`), and the coinbase carries no witness data beyond the commitment's
+/// reserved value (Elements leaves the coinbase out of the witness hash).
+fn check_body_is_committed(block: &elements::Block) -> Result<(), BlockError> {
+    let mut seen = std::collections::HashSet::with_capacity(block.txdata.len());
+    for tx in &block.txdata {
+        let txid = tx.txid();
+        if !seen.insert(txid) {
+            return Err(BlockError::DuplicateTransaction { txid });
+        }
+    }
+    if let Some(coinbase) = block.txdata.first() {
+        for (index, input) in coinbase.input.iter().enumerate() {
+            let witness = &input.witness;
+            if witness.amount_rangeproof.as_ref().is_some()
+                || witness.inflation_keys_rangeproof.as_ref().is_some()
+                || !witness.pegin_witness.is_empty()
+            {
+                return Err(BlockError::UncommittedCoinbaseWitness {
+                    detail: format!("coinbase input {index} has issuance or peg-in witness data"),
+                });
+            }
+        }
+        for (index, output) in coinbase.output.iter().enumerate() {
+            if output.witness != elements::TxOutWitness::default() {
+                return Err(BlockError::UncommittedCoinbaseWitness {
+                    detail: format!("coinbase output {index} has a rangeproof or surjection proof"),
+                });
+            }
+        }
+    }
+    crate::ledger::check_witness_commitment(block).map_err(|e| BlockError::WitnessCommitment {
+        reason: e.to_string(),
+    })
 }
 
 /// Our coinbase rules (documented at [`validate_proposal`]).

@@ -317,7 +317,76 @@ fn blocks_verified_on_several_threads_keep_their_verdicts() {
         .validate_block(&bad)
         .expect_err("a bad signature must be refused");
     assert!(
-        reason.contains("mandatory-script-verify-flag-failed"),
+        matches!(reason, blocksigner::ContentError::Invalid(_)),
+        "{reason:?}"
+    );
+    assert!(
+        reason
+            .to_string()
+            .contains("mandatory-script-verify-flag-failed"),
         "{reason}"
     );
+}
+
+#[test]
+fn the_next_block_is_validated_on_a_final_block_not_stored_yet() {
+    // Consensus finalizes height 1 and, in the same step, judges a proposal for height 2 before the daemon has
+    // stored block 1: the ledger must see block 1's transactions as its parent's.
+    let wallet = Wallet::new();
+    let federation = federation(&wallet);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
+    store
+        .init_genesis(&federation.params.genesis_block())
+        .expect("genesis");
+    let (state, _relay) = ChainState::new(store.clone(), &federation.params, Default::default());
+    let (txs, _) = chained_spends(&wallet, &federation, 2);
+    let block1 = block_with(&federation, vec![txs[0].clone()], 500);
+    assert_eq!(state.validate_block(&block1), Ok(()));
+    state.block_finalized(&block1);
+
+    // Block 2 spends block 1's output.
+    let mut block2 = chain::build_block(&federation.params, &block1.header, TIME + 1);
+    block2.txdata.push(txs[1].clone());
+    let ctx = functionary::ledger::LedgerRules::new(&federation.params).context(2, TIME + 1, TIME);
+    chain::ledger::finish_coinbase(&mut block2, &ctx, 500);
+    block2.header.merkle_root = chain::merkle_root(&block2.txdata);
+    assert_eq!(
+        state.validate_block(&block2),
+        Ok(()),
+        "judged on the pending block 1"
+    );
+
+    // A block 2 double-spending what block 1 spent is invalid (not merely "unavailable").
+    let conflicting = wallet.spend(
+        federation.params.policy_asset(),
+        OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1),
+        COINS,
+        7_000_000,
+        500,
+    );
+    let mut bad2 = chain::build_block(&federation.params, &block1.header, TIME + 1);
+    bad2.txdata.push(conflicting);
+    chain::ledger::finish_coinbase(&mut bad2, &ctx, 500);
+    bad2.header.merkle_root = chain::merkle_root(&bad2.txdata);
+    assert!(
+        matches!(
+            state.validate_block(&bad2),
+            Err(blocksigner::ContentError::Invalid(_))
+        ),
+        "double spend of a pending block's input"
+    );
+
+    // Once block 1 is stored the pending entry goes and the same answers hold from the store.
+    store.put_block(&block1).expect("store block 1");
+    state.blocks_stored(std::slice::from_ref(&block1));
+    assert_eq!(state.validate_block(&block2), Ok(()));
+
+    // A block on an unknown parent cannot be judged here: unavailable, not invalid.
+    let mut orphan = block2.clone();
+    orphan.header.prev_blockhash = elements::BlockHash::from_byte_array([9; 32]);
+    assert!(matches!(
+        state.validate_block(&orphan),
+        Err(blocksigner::ContentError::Unavailable(_))
+    ));
 }

@@ -117,8 +117,16 @@ fn verify_input(
     let spk = &prevout.script_pubkey;
     let witness_items = txin.witness.script_witness.to_vec();
     let witness = witness_items.as_slice();
-    let interpreter =
-        Interpreter::from_txdata(spk, &txin.script_sig, witness, txin.sequence, tx.lock_time)
+    // No extensions: Elements' introspection/arithmetic/CHECKSIGFROMSTACK fragments as evaluated by
+    // elements-miniscript have not been checked against Elements' opcodes, so scripts using them are refused
+    // (not interpreted) until they are.
+    let interpreter = Interpreter::<elements_miniscript::extensions::NoExt>::from_txdata_ext(
+        spk,
+        &txin.script_sig,
+        witness,
+        txin.sequence,
+        tx.lock_time,
+    )
             .map_err(|e| {
                 format!(
                     "the spent script {} with this scriptSig/witness is not a form the miniscript interpreter \

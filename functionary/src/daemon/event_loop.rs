@@ -138,6 +138,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     // Transactions accepted here, waiting for the next relay frame (at most one frame batch per RELAY_INTERVAL_MS).
     let mut relay_pending: Vec<elements::Transaction> = Vec::new();
     let mut relay_at_ms = 0u64;
+    let relay_busy: RelayBusy = Arc::default();
     // Set when a part the node cannot work without has stopped: the daemon then exits with an error.
     let mut fatal: Option<&'static str> = None;
     loop {
@@ -208,7 +209,7 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
                 };
                 let event = match event {
                     P2pEvent::Message { from, bytes } if relay::is_relay_frame(&bytes) => {
-                        accept_relayed(&chain_state, from, &bytes);
+                        accept_relayed(&chain_state, &relay_busy, from, bytes);
                         continue;
                     }
                     other => other,
@@ -230,29 +231,52 @@ pub async fn run(config: NodeConfig, node: LoadedNode) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Validates transactions relayed by a member into the mempool, off the event loop (script checks take time).
-/// Invalid or conflicting ones are dropped; the sender is a member, so nothing is re-relayed.
-fn accept_relayed(chain_state: &Arc<ChainState>, from: libp2p::PeerId, bytes: &[u8]) {
-    let transactions = match relay::decode_relay_frame(bytes) {
-        Ok(transactions) => transactions,
-        Err(e) => {
-            tracing::warn!(target: "ledger", peer = %from, error = %e, "relay frame dropped");
+/// Members whose last relay frame is still being validated.
+type RelayBusy = Arc<std::sync::Mutex<std::collections::HashSet<libp2p::PeerId>>>;
+
+/// Validates transactions relayed by a member into the mempool, off the event loop (decoding included: script
+/// and proof checks take time). At most one frame per member is in flight; a frame arriving while the sender's
+/// previous one is still being validated is dropped (a member flooding frames cannot queue unbounded work).
+/// Invalid or conflicting transactions are dropped; the sender is a member, so nothing is re-relayed.
+fn accept_relayed(
+    chain_state: &Arc<ChainState>,
+    busy: &RelayBusy,
+    from: libp2p::PeerId,
+    bytes: Vec<u8>,
+) {
+    {
+        let mut busy = busy.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !busy.insert(from) {
+            tracing::debug!(target: "ledger", peer = %from, "relay frame dropped: the previous one is still being validated");
             return;
         }
-    };
+    }
     let chain_state = Arc::clone(chain_state);
+    let busy = Arc::clone(busy);
     tokio::task::spawn_blocking(move || {
-        for tx in transactions {
-            let txid = tx.txid();
-            match chain_state.accept(tx) {
-                Ok(accepted) => {
-                    tracing::debug!(target: "ledger", %txid, peer = %from, fee = accepted.fee,
-                    "relayed transaction accepted")
+        match relay::decode_relay_frame(&bytes) {
+            Ok(transactions) => {
+                for tx in transactions {
+                    let txid = tx.txid();
+                    match chain_state.accept(tx) {
+                        Ok(accepted) => {
+                            tracing::debug!(target: "ledger", %txid, peer = %from, fee = accepted.fee,
+                            "relayed transaction accepted")
+                        }
+                        Err(reason) => {
+                            tracing::debug!(target: "ledger", %txid, peer = %from, %reason,
+                            "relayed transaction not accepted")
+                        }
+                    }
                 }
-                Err(reason) => tracing::debug!(target: "ledger", %txid, peer = %from, %reason,
-                    "relayed transaction not accepted"),
+            }
+            Err(e) => {
+                tracing::warn!(target: "ledger", peer = %from, error = %e, "relay frame dropped")
             }
         }
+        busy.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&from);
     });
 }
 

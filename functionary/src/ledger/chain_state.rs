@@ -21,6 +21,8 @@ const COINBASE_RESERVE_WEIGHT: usize = 8_000;
 pub const MAX_TEMPLATE_WEIGHT: usize = 3_900_000;
 /// Mempool transactions older than this are dropped (bitcoind's default `-mempoolexpiry`, 336 hours).
 const MEMPOOL_EXPIRY_MS: u64 = 336 * 3600 * 1000;
+/// Longest a proposer waits for the mempool while building a block.
+const MEMPOOL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// How many validated block hashes are remembered (a proposal validated at prevote time is not validated again
 /// when it is stored).
 const VALIDATED_CACHE: usize = 64;
@@ -49,7 +51,28 @@ pub struct ChainState {
     rules: LedgerRules,
     mempool: Mutex<Mempool>,
     validated: Mutex<VecDeque<BlockHash>>,
+    /// Blocks consensus finalized that are not stored yet, oldest first (header, txids, UTXO changes): a proposal
+    /// for the next height can arrive (and a proposer can build) before the store catches up.
+    pending: Mutex<Vec<PendingBlock>>,
     relay: mpsc::Sender<Transaction>,
+    /// Stored blocks for the mempool worker thread, which re-validates the mempool off the event loop.
+    mempool_updates: Mutex<Option<std::sync::mpsc::Sender<Vec<Block>>>>,
+}
+
+/// A final block not yet in the store.
+#[derive(Debug, Clone)]
+struct PendingBlock {
+    header: BlockHeader,
+    txids: std::collections::HashSet<elements::Txid>,
+    changes: chain::ledger::UtxoChanges,
+}
+
+/// The chain as the next block sees it: the store plus the pending final blocks.
+struct NextBlockView<'a> {
+    parent: BlockHeader,
+    window: TimeWindow,
+    utxos: OverlayView<&'a BlockStore>,
+    pending_txids: std::collections::HashSet<elements::Txid>,
 }
 
 impl std::fmt::Debug for ChainState {
@@ -96,9 +119,29 @@ impl ChainState {
             rules: LedgerRules::new(params),
             mempool: Mutex::new(Mempool::new(limits)),
             validated: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Vec::new()),
             relay,
+            mempool_updates: Mutex::new(None),
         };
-        (Arc::new(state), relay_rx)
+        let state = Arc::new(state);
+        // The mempool follows stored blocks on its own thread, in order; it holds only a weak reference, and
+        // stops when the chain state is dropped (its sender goes with it).
+        let (updates, updates_rx) = std::sync::mpsc::channel::<Vec<Block>>();
+        let weak = Arc::downgrade(&state);
+        let spawned = std::thread::Builder::new()
+            .name("mempool".into())
+            .spawn(move || {
+                while let Ok(blocks) = updates_rx.recv() {
+                    let Some(state) = weak.upgrade() else { break };
+                    state.update_mempool(&blocks);
+                }
+            });
+        match spawned {
+            Ok(_) => *lock(&state.mempool_updates) = Some(updates),
+            Err(e) => tracing::error!(target: "ledger", error = %e,
+                "cannot start the mempool thread; the mempool is updated on the caller's thread"),
+        }
+        (state, relay_rx)
     }
 
     /// The block store.
@@ -150,12 +193,41 @@ impl ChainState {
     /// Validates `tx` against the tip and the mempool and adds it to the mempool (no relay).
     pub fn accept(&self, tx: Transaction) -> Result<AcceptedTx, TxRejection> {
         self.refuse_confirmed(&tx)?;
-        let ctx = self.mempool_context()?;
+        self.warm_outside_the_lock(&tx);
         let store: &BlockStore = &self.store;
         let mut mempool = lock(&self.mempool);
+        let ctx = self.mempool_context()?;
         mempool.accept(tx, now_ms(), store, |view, tx| {
             validate_transaction(&ctx, &view, &RefusePegins, tx)
         })
+    }
+
+    /// Verifies `tx`'s proofs and scripts before the mempool lock is taken (the lock is then held only for the
+    /// cheap checks): the outputs it spends are looked up under a brief lock, verification runs without it.
+    fn warm_outside_the_lock(&self, tx: &Transaction) {
+        let Ok(ctx) = self.mempool_context() else {
+            return;
+        };
+        let spent: Option<Vec<elements::TxOut>> = {
+            let mempool = lock(&self.mempool);
+            let store: &BlockStore = &self.store;
+            let view = chain::mempool::MempoolView::new(store, &mempool);
+            tx.input
+                .iter()
+                .map(|input| {
+                    if input.is_pegin {
+                        return None;
+                    }
+                    view.utxo(&input.previous_output)
+                        .ok()
+                        .flatten()
+                        .map(|utxo| utxo.txout)
+                })
+                .collect()
+        };
+        if let Some(spent) = spent {
+            chain::ledger::warm_proof_cache(&ctx, tx, &spent);
+        }
     }
 
     /// [`ChainState::accept`], then queues the transaction for relay to the other members.
@@ -171,9 +243,10 @@ impl ChainState {
     /// The checks of [`ChainState::accept`] without changing the mempool.
     pub fn test_accept(&self, tx: &Transaction) -> Result<AcceptedTx, TxRejection> {
         self.refuse_confirmed(tx)?;
-        let ctx = self.mempool_context()?;
+        self.warm_outside_the_lock(tx);
         let store: &BlockStore = &self.store;
         let mempool = lock(&self.mempool);
+        let ctx = self.mempool_context()?;
         mempool.test_accept(tx, store, |view, tx| {
             validate_transaction(&ctx, &view, &RefusePegins, tx)
         })
@@ -191,35 +264,92 @@ impl ChainState {
         lock(&self.validated).contains(hash)
     }
 
-    /// The ledger rules for a block whose parent is the stored tip: every transaction valid in order, no double
-    /// spend, the coinbase claiming at most the fees, the witness commitment. A block validated before (same hash,
-    /// hence same parent) is not validated again.
-    pub fn validate_block(&self, block: &Block) -> Result<(), String> {
+    /// Consensus finalized `block` (it will be stored next): until then, blocks at the next height are built
+    /// and validated on top of it.
+    pub fn block_finalized(&self, block: &Block) {
+        let entry = PendingBlock {
+            header: block.header.clone(),
+            txids: block.txdata.iter().map(Transaction::txid).collect(),
+            changes: chain::ledger::block_utxo_changes(block),
+        };
+        lock(&self.pending).push(entry);
+    }
+
+    /// The parent, time window and UTXO view of the next block: the stored tip plus the pending final blocks.
+    fn next_block_view(&self) -> Result<NextBlockView<'_>, StoreError> {
+        let pending = lock(&self.pending).clone();
+        let tip = self.store.tip_header()?;
+        let mut window = TimeWindow::ending_at(&self.store, tip.height)?;
+        let store: &BlockStore = &self.store;
+        let mut utxos = OverlayView::new(store);
+        let mut parent = tip;
+        let mut pending_txids = std::collections::HashSet::new();
+        for block in pending {
+            // Entries at or below the stored tip are stored already (blocks_stored removes them right after).
+            if block.header.height <= parent.height {
+                continue;
+            }
+            for outpoint in &block.changes.spent {
+                utxos.spend(*outpoint);
+            }
+            for (outpoint, utxo) in &block.changes.created {
+                utxos.create(*outpoint, utxo.clone());
+            }
+            window.push(block.header.time);
+            pending_txids.extend(block.txids.iter().copied());
+            parent = block.header;
+        }
+        Ok(NextBlockView {
+            parent,
+            window,
+            utxos,
+            pending_txids,
+        })
+    }
+
+    /// The ledger rules for a block whose parent is the chain's tip (stored, or finalized and about to be stored):
+    /// every transaction valid in order, no double spend, the coinbase claiming at most the fees, the witness
+    /// commitment. A block validated before (same hash: given the context-free body checks, the same bytes) is
+    /// not validated again. `Unavailable` when the parent is unknown here or the store cannot be read (the block
+    /// is then not condemned).
+    pub fn validate_block(&self, block: &Block) -> Result<(), blocksigner::ContentError> {
+        use blocksigner::ContentError;
         let hash = block.block_hash();
         if self.known_valid(&hash) {
             return Ok(());
         }
-        let (ctx, tip) = self
-            .next_context(block.header.time)
-            .map_err(|e| format!("cannot read the chain to validate block {hash}: {e}"))?;
-        if block.header.prev_blockhash != tip.block_hash() {
-            return Err(format!(
-                "block {hash} does not extend the stored tip {}",
-                tip.block_hash()
-            ));
+        let next = self.next_block_view().map_err(|e| {
+            ContentError::Unavailable(format!(
+                "cannot read the chain to validate block {hash}: {e}"
+            ))
+        })?;
+        if block.header.prev_blockhash != next.parent.block_hash() {
+            return Err(ContentError::Unavailable(format!(
+                "block {hash} does not extend this member's tip {}",
+                next.parent.block_hash()
+            )));
         }
-        self.warm_in_parallel(&ctx, block);
-        let store: &BlockStore = &self.store;
-        connect_block(&ctx, &store, &RefusePegins, block).map_err(|e| e.to_string())?;
-        self.remember_valid(hash);
-        Ok(())
+        let ctx = self.rules.context(
+            next.parent.height.saturating_add(1),
+            block.header.time,
+            next.window.median(),
+        );
+        self.warm_in_parallel(&ctx, block, &next.utxos);
+        match connect_block(&ctx, &next.utxos, &RefusePegins, block) {
+            Ok(_) => {
+                self.remember_valid(hash);
+                Ok(())
+            }
+            Err(e) if e.is_internal() => Err(ContentError::Unavailable(e.to_string())),
+            Err(e) => Err(ContentError::Invalid(e.to_string())),
+        }
     }
 
     /// Verifies the proofs and scripts of `block`'s transactions on all cores first (they are independent), so
     /// that the sequential [`connect_block`] finds them in the cache. Changes no verdict (only successes are
     /// cached); transactions whose spent outputs cannot be found here (peg-ins, outputs of an earlier block of the
     /// same batch) are left to the sequential pass.
-    fn warm_in_parallel(&self, ctx: &LedgerContext, block: &Block) {
+    fn warm_in_parallel(&self, ctx: &LedgerContext, block: &Block, view: &(dyn UtxoView + Sync)) {
         let threads = std::thread::available_parallelism()
             .map(std::num::NonZeroUsize::get)
             .unwrap_or(1)
@@ -236,7 +366,6 @@ impl ChainState {
                 created.insert(elements::OutPoint::new(txid, vout), out);
             }
         }
-        let store: &BlockStore = &self.store;
         let created = &created;
         let chunk = transactions.len().div_ceil(threads);
         std::thread::scope(|scope| {
@@ -252,7 +381,7 @@ impl ChainState {
                                 }
                                 match created.get(&input.previous_output) {
                                     Some(out) => Some((*out).clone()),
-                                    None => store
+                                    None => view
                                         .utxo(&input.previous_output)
                                         .ok()
                                         .flatten()
@@ -289,7 +418,7 @@ impl ChainState {
             let delta = if blocks.len() == 1 && self.known_valid(&hash) {
                 None
             } else {
-                self.warm_in_parallel(&ctx, block);
+                self.warm_in_parallel(&ctx, block, &view);
                 Some(
                     connect_block(&ctx, &view, &RefusePegins, block).map_err(|e| {
                         LedgerError::InvalidBlock {
@@ -311,6 +440,20 @@ impl ChainState {
     /// Updates the mempool after `blocks` were stored: their transactions leave it, conflicting ones are dropped,
     /// the rest are re-validated for the next block.
     pub fn blocks_stored(&self, blocks: &[Block]) {
+        {
+            let stored: std::collections::HashSet<BlockHash> =
+                blocks.iter().map(Block::block_hash).collect();
+            lock(&self.pending).retain(|p| !stored.contains(&p.header.block_hash()));
+        }
+        let worker = lock(&self.mempool_updates).clone();
+        match worker {
+            Some(worker) if worker.send(blocks.to_vec()).is_ok() => {}
+            _ => self.update_mempool(blocks),
+        }
+    }
+
+    /// The mempool side of [`ChainState::blocks_stored`] (on the mempool thread).
+    fn update_mempool(&self, blocks: &[Block]) {
         let ctx = match self.mempool_context() {
             Ok(ctx) => ctx,
             Err(e) => {
@@ -351,11 +494,11 @@ impl ChainState {
             block.header.merkle_root = chain::merkle_root(&block.txdata);
             block
         };
-        let ctx = match self.next_context(time) {
-            Ok((ctx, tip)) if tip.block_hash() == parent.block_hash() => ctx,
-            Ok((_, tip)) => {
-                tracing::error!(target: "ledger", parent = %parent.block_hash(), tip = %tip.block_hash(),
-                    "asked to build on a block that is not the stored tip; proposing an empty block");
+        let next = match self.next_block_view() {
+            Ok(next) if next.parent.block_hash() == parent.block_hash() => next,
+            Ok(next) => {
+                tracing::error!(target: "ledger", parent = %parent.block_hash(), tip = %next.parent.block_hash(),
+                    "asked to build on a block that is not this member's tip; proposing an empty block");
                 return empty();
             }
             Err(e) => {
@@ -363,17 +506,71 @@ impl ChainState {
                 return empty();
             }
         };
+        let ctx = self
+            .rules
+            .context(parent.height.saturating_add(1), time, next.window.median());
         let max_weight = MAX_TEMPLATE_WEIGHT.saturating_sub(COINBASE_RESERVE_WEIGHT);
-        let template = lock(&self.mempool).template(max_weight);
+        let (template, template_fees) = {
+            // The mempool thread may be re-validating after a block: wait a little, never long (a proposal
+            // without transactions is better than a late one).
+            let deadline = std::time::Instant::now() + MEMPOOL_WAIT;
+            let mempool = loop {
+                match self.mempool.try_lock() {
+                    Ok(guard) => break Some(guard),
+                    Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                        break Some(poisoned.into_inner())
+                    }
+                    Err(std::sync::TryLockError::WouldBlock)
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Err(std::sync::TryLockError::WouldBlock) => break None,
+                }
+            };
+            let Some(mempool) = mempool else {
+                tracing::warn!(target: "ledger", "mempool busy (re-validating after a block); proposing without transactions");
+                let mut block = chain::build_block(params, parent, time);
+                finish_coinbase(&mut block, &ctx, 0);
+                block.header.merkle_root = chain::merkle_root(&block.txdata);
+                return block;
+            };
+            let template = mempool.template(max_weight);
+            let fees: Vec<u64> = template
+                .transactions
+                .iter()
+                .map(|tx| mempool.entry(&tx.txid()).map_or(0, |entry| entry.fee))
+                .collect();
+            (template, fees)
+        };
+        // Transactions of a final block not yet stored (the mempool learns of it when it is stored) are left out,
+        // and so is anything spending what such a block spent.
+        let mut fees = 0u64;
+        let mut transactions = Vec::with_capacity(template.transactions.len());
+        let mut left_out: std::collections::HashSet<elements::Txid> = Default::default();
+        for (tx, fee) in template.transactions.into_iter().zip(template_fees) {
+            let txid = tx.txid();
+            let conflicts = next.pending_txids.contains(&txid)
+                || tx.input.iter().any(|input| {
+                    left_out.contains(&input.previous_output.txid)
+                        || (!input.is_pegin && next.utxos.is_spent(&input.previous_output))
+                });
+            if conflicts {
+                left_out.insert(txid);
+                continue;
+            }
+            fees = fees.saturating_add(fee);
+            transactions.push(tx);
+        }
         let mut block = chain::build_block(params, parent, time);
-        let count = template.transactions.len();
-        block.txdata.extend(template.transactions);
-        finish_coinbase(&mut block, &ctx, template.total_fee);
+        let count = transactions.len();
+        block.txdata.extend(transactions);
+        finish_coinbase(&mut block, &ctx, fees);
         block.header.merkle_root = chain::merkle_root(&block.txdata);
         match self.validate_block(&block) {
             Ok(()) => {
                 tracing::debug!(target: "ledger", height = block.header.height, transactions = count,
-                    fees = template.total_fee, weight = template.total_weight, "block template built");
+                    fees, "block template built");
                 block
             }
             Err(reason) => {

@@ -23,7 +23,11 @@ impl blocksigner::BlockContent for LedgerBlockContent {
         _params: &chain::FederationParams,
         _parent: &elements::BlockHeader,
         block: &elements::Block,
-    ) -> Result<(), String> {
+    ) -> Result<(), blocksigner::ContentError> {
         tokio::task::block_in_place(|| self.0.validate_block(block))
+    }
+
+    fn finalized(&mut self, block: &elements::Block) {
+        self.0.block_finalized(block);
     }
 }

@@ -91,11 +91,17 @@ impl BlockStore {
                 .map_err(|e| StoreError::Db(format!("cannot encode tx location: {e}")))?;
             batch.put_cf(txindex, txid.to_byte_array(), encoded);
             stats.transactions += 1;
-            for (vout, out) in tx.output.iter().enumerate() {
-                let Some(pegout) = stored_pegout(block.header.height, out) else {
+            // Coinbase outputs are never peg-outs (validation does not check them as such).
+            let outputs = if tx.is_coinbase() {
+                &[][..]
+            } else {
+                &tx.output[..]
+            };
+            for (vout, out) in (0u32..).zip(outputs) {
+                let Some(pegout) = stored_pegout(block.header.height, txid, vout, out) else {
                     continue;
                 };
-                let outpoint = OutPoint::new(txid, u32::try_from(vout).unwrap_or(u32::MAX));
+                let outpoint = OutPoint::new(txid, vout);
                 let encoded = postcard::to_allocvec(&pegout)
                     .map_err(|e| StoreError::Db(format!("cannot encode peg-out: {e}")))?;
                 batch.put_cf(pegouts, outpoint_key(&outpoint), encoded);
@@ -254,19 +260,21 @@ impl UtxoView for BlockStore {
     }
 }
 
-fn stored_pegout(height: u32, out: &elements::TxOut) -> Option<StoredPegout> {
-    let data = out.pegout_data()?;
-    let value = data.value;
-    let asset = match data.asset {
-        elements::confidential::Asset::Explicit(asset) => serialize(&asset).try_into().ok()?,
-        _ => return None,
-    };
+/// The peg-out record of an output, recognised by the same parser validation uses
+/// ([`chain::ledger::pegout_output`]), so a burn that validation accepted as a peg-out is always recorded.
+fn stored_pegout(
+    height: u32,
+    txid: Txid,
+    vout: u32,
+    out: &elements::TxOut,
+) -> Option<StoredPegout> {
+    let record = chain::ledger::pegout_output(txid, vout, out)?;
     Some(StoredPegout {
         height,
-        value,
-        asset,
-        parent_genesis: bitcoin::hashes::Hash::to_byte_array(data.genesis_hash),
-        destination: data.script_pubkey.to_bytes(),
+        value: record.value,
+        asset: serialize(&record.asset).try_into().ok()?,
+        parent_genesis: record.parent_genesis,
+        destination: record.destination.to_bytes(),
     })
 }
 
