@@ -14,7 +14,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -303,6 +303,9 @@ pub fn federation_toml(layout: &FederationLayout) -> String {
 fn prepare_member_dir(datadir: &Path, name: &str, rpc_addr: SocketAddr) -> anyhow::Result<()> {
     let tokens = datadir.join("tokens");
     std::fs::create_dir_all(&tokens).with_context(|| format!("creating {}", tokens.display()))?;
+    // The signer refuses a data dir writable by group or others (its journal lives there); whatever the umask.
+    std::fs::set_permissions(datadir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the mode of {}", datadir.display()))?;
     let conf = format!(
         "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
         tokens.display()

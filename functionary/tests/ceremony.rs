@@ -114,6 +114,10 @@ fn members(n: usize, prefix: &str) -> Vec<Machine> {
             let out = run_member(&m.member_opts()).expect("member step");
             assert!(out.token_created && out.block_key_created && out.peg_key_created);
             assert!(out.p2p_identity_created);
+            // A new block key has signed nothing: its (empty) signer journal is created with it.
+            assert!(out.signer_journal_created);
+            let journal = std::fs::read(m.path().join("signer.journal")).expect("signer journal");
+            assert_eq!(journal, b"FNSJRNL2");
             m
         })
         .collect()
@@ -175,7 +179,25 @@ fn five_member_ceremony_end_to_end() {
     let again = run_member(&machines[0].member_opts()).expect("second member run");
     assert!(!again.token_created && !again.block_key_created && !again.peg_key_created);
     assert!(!again.p2p_identity_created);
+    assert!(!again.signer_journal_created);
     assert_eq!(FederationKeys::of(&machines[0]), first_keys);
+    // A journal lost later is never re-created by the ceremony for a key that already existed (it may have
+    // signed): only an operator can, with a floor (`signer-journal-init`).
+    let journal = machines[1].path().join("signer.journal");
+    std::fs::remove_file(&journal).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let again = run_member(&MemberOptions {
+        out: Some(scratch.path().join("descriptor.json")),
+        transcript: Some(scratch.path().join("transcript.jsonl")),
+        ..machines[1].member_opts()
+    })
+    .expect("member run after the journal was lost");
+    assert!(!again.block_key_created && !again.signer_journal_created);
+    assert!(
+        !journal.exists(),
+        "the ceremony re-created a journal for an existing key"
+    );
+    hsm::SignerJournal::create_new(&journal, &[]).unwrap();
 
     let coordinator = tempfile::tempdir().unwrap();
     let descriptors: Vec<PathBuf> = machines.iter().map(Machine::descriptor).collect();
@@ -455,6 +477,7 @@ fn duplicated_key_peer_id_and_name_are_refused() {
     run_member(&a.member_opts()).expect("alice");
     let out = run_member(&b.member_opts()).expect("bob reuses the token");
     assert!(!out.token_created && !out.block_key_created);
+    assert!(!out.signer_journal_created && !b.path().join("signer.journal").exists());
     let err = assemble(
         coordinator.path(),
         vec![a.descriptor(), b.descriptor()],

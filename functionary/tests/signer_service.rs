@@ -393,7 +393,16 @@ fn signer_process_signs_with_a_certificate_and_enforces_the_policy_through_the_s
     assert_eq!(hello.version, PROTOCOL_VERSION);
     assert_eq!(hello.public_key, m.block_key);
     assert_eq!(client.public_key().unwrap(), m.block_key);
-    // A fresh member: no journal, so nothing is signed before the daemon (or we) create it.
+    // The ceremony created the journal together with the new key: open, nothing signed.
+    assert_eq!(hello.journal, JournalState::Open { last_signed: None });
+    drop(client);
+    drop(_signer);
+
+    // Without a journal nothing is signed until one is created (here by us: the signer's own uid).
+    std::fs::remove_file(m.path().join("signer.journal")).unwrap();
+    let _signer = m.start_signer();
+    let mut client = SignerClient::connect(&m.socket()).unwrap();
+    let hello = client.hello().unwrap();
     assert_eq!(hello.journal, JournalState::Missing);
     let (h1, a, b) = (1u32, [0xa1; 32], [0xb2; 32]);
     let refused = client
@@ -595,7 +604,7 @@ fn daemon_reconnects_after_the_signer_restarts_and_the_signer_survives_a_daemon_
     let h = m.wait_height(3);
     assert!(
         m.path().join("signer.journal").exists(),
-        "the daemon had the journal created"
+        "the ceremony created the journal"
     );
 
     // The signer crashes and comes back: the daemon reconnects and the chain goes on.
@@ -644,7 +653,7 @@ fn another_uid_is_refused_unless_allowed() {
     // The data dir must be traversable by the other uid; the socket is 0660 when another uid is allowed.
     std::fs::set_permissions(m.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let nobody = 65534u32;
-    let hello_from = |uid: u32| -> String {
+    let probe = |uid: u32, create: bool| -> String {
         // This test binary, as uid `uid` (group root, so the 0660 socket is reachable), runs the probe below.
         let out = Command::new("setpriv")
             .args([
@@ -658,6 +667,7 @@ fn another_uid_is_refused_unless_allowed() {
             .arg(std::env::current_exe().unwrap())
             .args(["--exact", "uid_probe_client", "--ignored", "--nocapture"])
             .env(PROBE_SOCKET_ENV, m.socket())
+            .env(PROBE_CREATE_ENV, if create { "1" } else { "" })
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -672,6 +682,8 @@ fn another_uid_is_refused_unless_allowed() {
             .unwrap_or("none")
             .to_string()
     };
+    let hello_from = |uid: u32| probe(uid, false);
+    let create_from = |uid: u32| probe(uid, true);
     // Another uid is allowed, but not this one.
     m.append_node_toml(&format!("\n[signer]\nallowed_uid = {}\n", nobody - 1));
     {
@@ -696,12 +708,33 @@ fn another_uid_is_refused_unless_allowed() {
         ),
     )
     .unwrap();
+    let journal = m.path().join("signer.journal");
+    std::fs::remove_file(&journal).unwrap();
     let _signer = m.start_signer();
     let answer = hello_from(nobody);
     assert_eq!(answer, "hello", "allowed uid");
+    // The allowed uid (the daemon) may ask for signatures but never create the journal.
+    let create = create_from(nobody);
+    assert!(
+        create.starts_with("refused: ") && create.contains("own user"),
+        "{create}"
+    );
+    assert!(
+        !journal.exists(),
+        "the daemon's uid had the journal created"
+    );
+    // The signer's own uid (operator tools) may.
+    let mut client = SignerClient::connect(&m.socket()).unwrap();
+    assert_eq!(
+        client.create_journal().unwrap(),
+        JournalState::Open { last_signed: None }
+    );
+    assert!(journal.exists());
 }
 
 const PROBE_SOCKET_ENV: &str = "SIGNER_SERVICE_TEST_PROBE_SOCKET";
+/// Non-empty: the probe asks the signer to create its journal (after hello) and prints that answer instead.
+const PROBE_CREATE_ENV: &str = "SIGNER_SERVICE_TEST_PROBE_CREATE";
 
 /// Not a test on its own: the client [`another_uid_is_refused_unless_allowed`] runs under another uid. Says hello
 /// on the socket named by the environment and prints what came back.
@@ -711,8 +744,16 @@ fn uid_probe_client() {
     let Some(path) = std::env::var_os(PROBE_SOCKET_ENV) else {
         return;
     };
-    let answer = match SignerClient::connect(Path::new(&path)).and_then(|mut c| c.hello()) {
-        Ok(_) => "hello".to_string(),
+    let create = std::env::var_os(PROBE_CREATE_ENV).is_some_and(|v| !v.is_empty());
+    let answer = match SignerClient::connect(Path::new(&path)).and_then(|mut c| {
+        c.hello()?;
+        if create {
+            c.create_journal()?;
+        }
+        Ok(())
+    }) {
+        Ok(()) if create => "created".to_string(),
+        Ok(()) => "hello".to_string(),
         Err(functionary::signer_service::ClientError::Protocol { message, .. }) => {
             format!("refused: {message}")
         }
@@ -769,6 +810,28 @@ fn signer_start_errors_name_the_module_token_key_and_pin_without_leaking_it() {
     let stderr = signer_fails(&m, &[], &["PIN incorrect"]);
     assert!(!stderr.contains("000000wrong"), "PIN leaked: {stderr}");
     write_private(&m.path().join("hsm.pin"), "123456");
+    // A PIN file readable by group or others, a data dir writable by them: refused, naming the file and the fix.
+    let pin = m.path().join("hsm.pin");
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stderr = signer_fails(&m, &[], &["hsm.pin", "chmod 600", "0644"]);
+    assert!(!stderr.contains("123456"), "PIN leaked: {stderr}");
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(m.path(), std::fs::Permissions::from_mode(0o770)).unwrap();
+    signer_fails(
+        &m,
+        &[],
+        &["data_dir", "writable by group or others", "chmod go-w"],
+    );
+    std::fs::set_permissions(m.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Fixed: the signer starts, and says that daemon and signer share a user (no signer.allowed_uid).
+    let mut signer = m.start_signer();
+    assert!(signer.sigterm().success());
+    assert!(
+        m.log("functionary-signer.log")
+            .contains("daemon and signer run as the same user"),
+        "signer log:\n{}",
+        m.log("functionary-signer.log")
+    );
     // Embedded mode: the daemon signs itself, so a signer process must not open the same token and journal.
     m.append_node_toml("\n[signer]\nmode = \"embedded\"\n");
     signer_fails(&m, &[], &["signer.mode", "embedded"]);

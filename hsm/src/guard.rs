@@ -45,11 +45,14 @@ pub enum GuardError {
 /// 2. a NEW (height, hash) decision needs the verifier to accept the certificate; re-signing exactly the last
 ///    approved (height, hash) does not (it was approved with a valid certificate before: this is the crash between
 ///    journal and signature);
-/// 3. the decision (approved or refused) is appended to the journal and `fdatasync`ed; for an approval this happens
-///    before the signer is asked, so a crash at any later point leaves the decision on disk;
+/// 3. an approval is appended to the journal and `fdatasync`ed before the signer is asked, so a crash at any later
+///    point leaves the decision on disk; a refusal is journaled through [`SignerJournal::append_refusal`]: at most
+///    [`SignerJournal::MAX_REFUSALS_PER_SECOND`] per second one by one, the others counted in a summary record, so
+///    a client flooding the guard with refused requests cannot fill the disk;
 /// 4. the signature is verified again (low-S, against the public key) before it is returned.
 ///
-/// Every call costs exactly one journal `fdatasync` (approval, re-sign or refusal), nothing more.
+/// An approval (or re-sign) costs exactly one journal `fdatasync`; refusals cost at most
+/// `MAX_REFUSALS_PER_SECOND + 1` per second in all.
 pub struct BlockSigningGuard<S: DigestSigner> {
     policy: BlockSigningPolicy,
     journal: SignerJournal,
@@ -150,16 +153,21 @@ impl<S: DigestSigner> BlockSigningGuard<S> {
         Ok(out)
     }
 
-    /// Journals a refusal (durably; a failure to journal is logged, the refusal is returned either way).
+    /// Journals a refusal (rate-limited, see [`SignerJournal::append_refusal`]; a failure to journal is logged, the
+    /// refusal is returned either way).
     fn refuse(&mut self, request: SignRequestRecord, refusal: Refusal) -> GuardError {
-        tracing::warn!(target: "hsm", %refusal, "block signing refused");
+        if self.journal.pending_suppressed_refusals() == 0 {
+            tracing::warn!(target: "hsm", %refusal, "block signing refused");
+        } else {
+            tracing::debug!(target: "hsm", %refusal, "block signing refused (rate-limited in the journal)");
+        }
         let record = JournalRecord::new(
             request,
             Verdict::Refused,
             &refusal.to_string(),
             unix_ms_now(),
         );
-        if let Err(e) = self.journal.append(&record) {
+        if let Err(e) = self.journal.append_refusal(&record) {
             tracing::error!(target: "hsm", error = %e, "could not journal a block signing refusal");
         }
         GuardError::Refused(refusal)
@@ -175,7 +183,12 @@ impl<S: DigestSigner> BlockSigningGuard<S> {
         self.public_key
     }
 
-    /// How many records (approvals and refusals) the journal holds.
+    /// Writes the summary of refusals that were counted but not journaled one by one, if any.
+    pub fn flush_refusal_summary(&mut self) -> Result<(), JournalError> {
+        self.journal.flush_refusal_summary()
+    }
+
+    /// How many records (approvals, refusals and refusal summaries) the journal holds.
     pub fn journal_records(&self) -> u64 {
         self.journal.record_count()
     }

@@ -19,8 +19,23 @@
 //! (`FNSJRNL3`, ...) is refused with [`JournalError::UnsupportedFormat`] naming the file.
 //!
 //! The file is created atomically (written and synced under a temporary name, then hard-linked into place, then the
-//! directory is fsynced), so the header is never torn. [`SignerJournal::append`] writes one record with a single
-//! `write` and `fdatasync`s it before returning; a record is acknowledged only after that.
+//! directory is fsynced), so the header is never torn. [`SignerJournal::create_new`] builds a complete journal (header
+//! and its first records, e.g. an operator's floor) the same way, so a reader of the path (a running signer waiting
+//! for its journal) sees either no file or the whole journal, never an empty or partial one.
+//! [`SignerJournal::append`] writes one record with a single `write` and `fdatasync`s it before returning; a record is
+//! acknowledged only after that.
+//!
+//! # Refusals are rate-limited
+//!
+//! Refusals are not needed for safety (only approvals must be durable before signing), but a compromised client can
+//! send them as fast as the guard answers. [`SignerJournal::append_refusal`] journals at most
+//! [`MAX_REFUSALS_PER_SECOND`] refusals per second (by the records' `unix_ms`), each written and synced like any
+//! record; the others are counted, and one summary record (a refused record whose reason starts with
+//! [`SUPPRESSED_REFUSALS_PREFIX`] and the count, see [`JournalRecord::suppressed_refusals`]) is written with the next
+//! record of a later second, or by [`SignerJournal::flush_refusal_summary`], or when the journal is dropped. The file
+//! format is unchanged (a summary is an ordinary refused record), so older code reads it. The journal then grows by
+//! at most `MAX_REFUSALS_PER_SECOND + 1` records per second of refusals, and refusals cost at most that many
+//! `fdatasync`s per second.
 //!
 //! # Recovery
 //!
@@ -53,6 +68,10 @@ pub const JOURNAL_VERSION: u8 = 2;
 pub const MAX_PAYLOAD: u32 = 1 << 20;
 /// Reasons longer than this are cut (at a character boundary) before they are journaled.
 pub const MAX_REASON_LEN: usize = 1024;
+/// At most this many refusals are journaled one by one per second; the others are counted in a summary record.
+pub const MAX_REFUSALS_PER_SECOND: u32 = 4;
+/// How the reason of a summary record starts (followed by the number of refusals it stands for and a space).
+pub const SUPPRESSED_REFUSALS_PREFIX: &str = "rate-limited: ";
 const LEN_PREFIX: usize = 8;
 const CHECKSUM_LEN: usize = 8;
 
@@ -125,6 +144,17 @@ impl JournalRecord {
             unix_ms,
         }
     }
+
+    /// For a summary record written by [`SignerJournal::append_refusal`]: how many refusals it stands for (they
+    /// were not journaled one by one). `None` for any other record.
+    pub fn suppressed_refusals(&self) -> Option<u64> {
+        if self.verdict != Verdict::Refused {
+            return None;
+        }
+        let rest = self.reason.strip_prefix(SUPPRESSED_REFUSALS_PREFIX)?;
+        let digits = rest.split(' ').next()?;
+        digits.parse().ok()
+    }
 }
 
 /// Why the journal can't be opened or appended to.
@@ -193,6 +223,12 @@ pub enum JournalError {
         /// Journal path.
         path: PathBuf,
     },
+    /// [`SignerJournal::create_new`] found a file at the path: an existing journal is never replaced.
+    #[error("signer journal {} exists; refusing to replace it (it is what keeps this member from signing twice)", path.display())]
+    Exists {
+        /// Journal path.
+        path: PathBuf,
+    },
     /// A record could not be encoded.
     #[error("cannot encode a signer journal record: {0}")]
     Encode(#[from] postcard::Error),
@@ -207,9 +243,68 @@ pub struct SignerJournal {
     last: Option<JournalRecord>,
     record_count: u64,
     poisoned: bool,
+    refusals: RefusalWindow,
+}
+
+/// Counts the refusals of the current second (see the module docs).
+#[derive(Debug, Default)]
+struct RefusalWindow {
+    /// The second (`unix_ms / 1000`) of the refusals counted here.
+    second: u64,
+    /// Refusals journaled one by one in that second.
+    journaled: u32,
+    /// Refusals counted but not journaled since the last summary.
+    suppressed: u64,
+    /// Time of the first of them.
+    first_suppressed_ms: u64,
+    /// The last of them (its request and reason go into the summary).
+    last_suppressed: Option<JournalRecord>,
+}
+
+impl RefusalWindow {
+    /// The summary of the refusals counted and not journaled, if any (the count is reset).
+    fn take_summary(&mut self) -> Option<JournalRecord> {
+        let last = self.last_suppressed.take()?;
+        let count = std::mem::take(&mut self.suppressed);
+        let reason = format!(
+            "{SUPPRESSED_REFUSALS_PREFIX}{count} refusals between unix_ms {} and {} were not journaled one by one \
+             (at most {MAX_REFUSALS_PER_SECOND} per second); the last one: {}",
+            self.first_suppressed_ms, last.unix_ms, last.reason
+        );
+        Some(JournalRecord::new(
+            last.request,
+            Verdict::Refused,
+            &reason,
+            last.unix_ms,
+        ))
+    }
 }
 
 impl SignerJournal {
+    /// [`MAX_REFUSALS_PER_SECOND`], reachable from outside the crate.
+    pub const MAX_REFUSALS_PER_SECOND: u32 = MAX_REFUSALS_PER_SECOND;
+
+    /// Creates a NEW journal at `path` holding `records` (e.g. an operator's floor record, or none for a fresh key)
+    /// atomically: the complete file is written and synced under a temporary name in the same directory, hard-linked
+    /// into place (which never replaces a file) and the directory is synced. A reader of `path` sees either no
+    /// file or the complete journal. Fails with [`JournalError::Exists`] if anything is at `path`.
+    pub fn create_new(path: &Path, records: &[JournalRecord]) -> Result<(), JournalError> {
+        let mut bytes = JOURNAL_MAGIC.to_vec();
+        for record in records {
+            bytes.extend_from_slice(&encode_frame(record)?);
+        }
+        match write_new_file_atomically(path, &bytes)? {
+            true => {
+                tracing::info!(target: "hsm", path = %path.display(), records = records.len(),
+                    "signer journal created");
+                Ok(())
+            }
+            false => Err(JournalError::Exists {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
     /// Opens (creating if missing) and replays the journal at `path`. See the module docs for recovery rules.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         Self::open_with(path, |_, _| Ok(()))
@@ -265,33 +360,95 @@ impl SignerJournal {
             last: replay.last,
             record_count: replay.record_count,
             poisoned: false,
+            refusals: RefusalWindow::default(),
         })
     }
 
-    /// Appends `record` and `fdatasync`s the file before returning. After a failure the journal is poisoned (every
-    /// later append fails) because the on-disk state is unknown; reopening recovers.
+    /// Appends `record` and `fdatasync`s the file before returning. A pending summary of rate-limited refusals is
+    /// written first, in the same `write` (so an approval still costs one `fdatasync`). After a failure the journal
+    /// is poisoned (every later append fails) because the on-disk state is unknown; reopening recovers.
     pub fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        let summary = self.refusals.take_summary();
+        self.write_records(summary.iter().chain(std::iter::once(record)))
+    }
+
+    /// Journals a refusal, rate-limited (see the module docs): at most [`MAX_REFUSALS_PER_SECOND`] per second of
+    /// `record.unix_ms` are written (and synced); the others are counted for a summary record. Returns whether
+    /// `record` itself was written. A record that signs (approved, override) is always [`append`](Self::append)ed.
+    pub fn append_refusal(&mut self, record: &JournalRecord) -> Result<bool, JournalError> {
+        if record.verdict.signs() {
+            self.append(record)?;
+            return Ok(true);
+        }
+        let second = record.unix_ms / 1000;
+        if second != self.refusals.second {
+            let summary = self.refusals.take_summary();
+            self.refusals.second = second;
+            self.refusals.journaled = 1;
+            self.write_records(summary.iter().chain(std::iter::once(record)))?;
+            return Ok(true);
+        }
+        if self.refusals.journaled < MAX_REFUSALS_PER_SECOND {
+            self.refusals.journaled += 1;
+            self.write_records(std::iter::once(record))?;
+            return Ok(true);
+        }
+        if self.refusals.suppressed == 0 {
+            self.refusals.first_suppressed_ms = record.unix_ms;
+        }
+        self.refusals.suppressed += 1;
+        self.refusals.last_suppressed = Some(record.clone());
+        Ok(false)
+    }
+
+    /// Writes (and syncs) the summary of refusals counted but not journaled, if there are any.
+    pub fn flush_refusal_summary(&mut self) -> Result<(), JournalError> {
+        match self.refusals.take_summary() {
+            Some(summary) => self.write_records(std::iter::once(&summary)),
+            None => Ok(()),
+        }
+    }
+
+    /// Refusals counted since the last summary and not journaled yet.
+    pub fn pending_suppressed_refusals(&self) -> u64 {
+        self.refusals.suppressed
+    }
+
+    /// Writes `records` with one `write` and one `fdatasync`.
+    fn write_records<'a>(
+        &mut self,
+        records: impl Iterator<Item = &'a JournalRecord>,
+    ) -> Result<(), JournalError> {
         if self.poisoned {
             return Err(JournalError::Poisoned {
                 path: self.path.clone(),
             });
         }
-        let frame = encode_frame(record)?;
-        if frame.len() > LEN_PREFIX + MAX_PAYLOAD as usize + CHECKSUM_LEN {
-            return Err(JournalError::Io {
-                path: self.path.clone(),
-                op: "append",
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "record larger than MAX_PAYLOAD",
-                ),
-            });
+        let mut bytes = Vec::new();
+        let mut written = Vec::new();
+        for record in records {
+            let frame = encode_frame(record)?;
+            if frame.len() > LEN_PREFIX + MAX_PAYLOAD as usize + CHECKSUM_LEN {
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    op: "append",
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "record larger than MAX_PAYLOAD",
+                    ),
+                });
+            }
+            bytes.extend_from_slice(&frame);
+            written.push(record);
         }
-        let written = self
+        let Some(last) = written.last() else {
+            return Ok(());
+        };
+        let result = self
             .file
-            .write_all(&frame)
+            .write_all(&bytes)
             .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = result {
             self.poisoned = true;
             // Best effort: drop the partial record so that a restart sees a clean tail.
             let _ = self
@@ -300,9 +457,9 @@ impl SignerJournal {
                 .and_then(|()| self.file.sync_data());
             return Err(io_err(&self.path, "append")(e));
         }
-        self.len += frame.len() as u64;
-        self.last = Some(record.clone());
-        self.record_count += 1;
+        self.len += bytes.len() as u64;
+        self.last = Some((*last).clone());
+        self.record_count += written.len() as u64;
         Ok(())
     }
 
@@ -319,6 +476,18 @@ impl SignerJournal {
     /// The journal file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for SignerJournal {
+    /// Writes the summary of refusals not journaled yet (best effort).
+    fn drop(&mut self) {
+        if self.poisoned || self.refusals.suppressed == 0 {
+            return;
+        }
+        if let Err(e) = self.flush_refusal_summary() {
+            tracing::warn!(target: "hsm", error = %e, "could not journal the summary of rate-limited refusals");
+        }
     }
 }
 
@@ -432,44 +601,56 @@ fn replay(
     })
 }
 
-/// Creates the journal with its header atomically if it does not exist: temp file, fsync, hard link into place (which
-/// never clobbers a file created meanwhile), fsync the directory.
+/// Creates the journal with its header atomically if it does not exist (see [`write_new_file_atomically`]).
 fn create_if_missing(path: &Path) -> Result<(), JournalError> {
     match std::fs::symlink_metadata(path) {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(path, "stat")(e)),
     }
+    if write_new_file_atomically(path, &JOURNAL_MAGIC)? {
+        tracing::info!(target: "hsm", path = %path.display(), "signer journal created");
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a new temporary file beside `path`, fsyncs it, hard-links it to `path` (which never
+/// clobbers a file created meanwhile), fsyncs the directory and removes the temporary name. Returns `false` (and
+/// leaves `path` alone) when something already exists at `path`.
+fn write_new_file_atomically(path: &Path, contents: &[u8]) -> Result<bool, JournalError> {
+    static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let file_name = path.file_name().ok_or_else(|| JournalError::Io {
         path: path.to_path_buf(),
         op: "create",
         source: io::Error::new(io::ErrorKind::InvalidInput, "journal path has no file name"),
     })?;
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".creating.{}", std::process::id()));
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(
+        ".creating.{}.{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
+    let mut created = false;
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&tmp)
             .map_err(io_err(path, "create temporary file"))?;
-        f.write_all(&JOURNAL_MAGIC)
-            .map_err(io_err(path, "write header"))?;
+        f.write_all(contents)
+            .map_err(io_err(path, "write new journal"))?;
         f.sync_all().map_err(io_err(path, "fsync new file"))?;
         match std::fs::hard_link(&tmp, path) {
-            Ok(()) => {}
+            Ok(()) => created = true,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(path, "link new file into place")(e)),
         }
         sync_parent_dir(path)
     })();
     let _ = std::fs::remove_file(&tmp);
-    if result.is_ok() {
-        tracing::info!(target: "hsm", path = %path.display(), "signer journal created");
-    }
-    result
+    result.map(|()| created)
 }
 
 fn sync_parent_dir(path: &Path) -> Result<(), JournalError> {
@@ -707,5 +888,154 @@ mod tests {
                 .contains("/nonexistent-dir-for-hsm-test/journal"),
             "{err}"
         );
+    }
+
+    fn refusal(height: u32, unix_ms: u64) -> JournalRecord {
+        JournalRecord::new(
+            SignRequestRecord::Block {
+                height,
+                block_hash: [0xee; 32],
+            },
+            Verdict::Refused,
+            "height regression",
+            unix_ms,
+        )
+    }
+
+    #[test]
+    fn create_new_writes_the_whole_journal_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.journal");
+        SignerJournal::create_new(&path, &[rec(7, 7)]).unwrap();
+        let j = SignerJournal::open(&path).unwrap();
+        assert_eq!(j.last(), Some(&rec(7, 7)));
+        assert_eq!(j.record_count(), 1);
+        drop(j);
+        let before = std::fs::read(&path).unwrap();
+        let err = SignerJournal::create_new(&path, &[]).unwrap_err();
+        assert!(matches!(err, JournalError::Exists { .. }), "{err:?}");
+        assert!(err.to_string().contains("signer.journal"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        // Only the journal: no temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A fresh journal without records is just the header.
+        let empty = dir.path().join("fresh.journal");
+        SignerJournal::create_new(&empty, &[]).unwrap();
+        assert_eq!(std::fs::read(&empty).unwrap(), JOURNAL_MAGIC);
+    }
+
+    /// A reader polling the path while journals with a floor record are created sees either no file or the
+    /// complete journal: never an empty or partial one (which a waiting signer would adopt without its floor).
+    #[test]
+    fn a_journal_being_created_is_never_seen_empty_or_partial() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.journal");
+        let floor = rec(1000, 0);
+        let mut complete = JOURNAL_MAGIC.to_vec();
+        complete.extend_from_slice(&encode_frame(&floor).unwrap());
+        let done = Arc::new(AtomicBool::new(false));
+        let seen_complete = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (path, done, seen_complete, complete) = (
+                path.clone(),
+                done.clone(),
+                seen_complete.clone(),
+                complete.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut bad = Vec::new();
+                while !done.load(Ordering::SeqCst) {
+                    match std::fs::read(&path) {
+                        Ok(bytes) if bytes == complete => {
+                            seen_complete.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(bytes) => bad.push(bytes.len()),
+                        Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+                    }
+                }
+                bad
+            })
+        };
+        for _ in 0..300 {
+            SignerJournal::create_new(&path, std::slice::from_ref(&floor)).unwrap();
+            std::thread::yield_now();
+            std::fs::remove_file(&path).unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        let bad = reader.join().unwrap();
+        assert!(
+            bad.is_empty(),
+            "the reader saw incomplete journals of lengths {bad:?}"
+        );
+        assert!(
+            seen_complete.load(Ordering::SeqCst) > 0,
+            "the reader never saw the journal"
+        );
+    }
+
+    #[test]
+    fn refusals_are_rate_limited_and_summarised_approvals_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut j = SignerJournal::open(&path).unwrap();
+        j.append(&rec(10, 10)).unwrap();
+        let size_before = std::fs::metadata(&path).unwrap().len();
+        let start_ms = 1_700_000_000_000u64;
+        // 10,000 refusals within one second.
+        let mut written = 0;
+        for i in 0..10_000u64 {
+            if j.append_refusal(&refusal(9, start_ms + i / 10)).unwrap() {
+                written += 1;
+            }
+        }
+        assert_eq!(written, MAX_REFUSALS_PER_SECOND);
+        assert_eq!(j.record_count(), 1 + u64::from(MAX_REFUSALS_PER_SECOND));
+        assert_eq!(
+            j.pending_suppressed_refusals(),
+            10_000 - u64::from(MAX_REFUSALS_PER_SECOND)
+        );
+        // An approval writes the summary first, in the same write; it is journaled and durable.
+        j.append(&rec(11, 11)).unwrap();
+        assert_eq!(j.pending_suppressed_refusals(), 0);
+        // 10,000 more refusals spread over 5 seconds: at most MAX + 1 records per second.
+        for i in 0..10_000u64 {
+            j.append_refusal(&refusal(9, start_ms + 2_000 + i / 2))
+                .unwrap();
+        }
+        drop(j); // the pending summary is written on drop
+        let size = std::fs::metadata(&path).unwrap().len() - size_before;
+        let mut records = Vec::new();
+        let j = SignerJournal::open_with(&path, |_, r| {
+            records.push(r.clone());
+            Ok(())
+        })
+        .unwrap();
+        let per_second = u64::from(MAX_REFUSALS_PER_SECOND) + 1;
+        assert!(
+            records.len() as u64 <= 2 + per_second * 6,
+            "{} records for 20,000 refusals",
+            records.len()
+        );
+        assert!(
+            size < 300 * (2 + per_second * 6),
+            "{size} bytes for 20,000 refusals"
+        );
+        let approvals: Vec<_> = records.iter().filter(|r| r.verdict.signs()).collect();
+        assert_eq!(approvals, vec![&rec(10, 10), &rec(11, 11)]);
+        let journaled = records
+            .iter()
+            .filter(|r| r.verdict == Verdict::Refused && r.suppressed_refusals().is_none())
+            .count() as u64;
+        let suppressed: u64 = records.iter().filter_map(|r| r.suppressed_refusals()).sum();
+        assert_eq!(
+            journaled + suppressed,
+            20_000,
+            "every refusal is journaled or counted"
+        );
+        assert_eq!(records.get(1).and_then(|r| r.suppressed_refusals()), None);
+        assert!(j.last().and_then(|r| r.suppressed_refusals()).is_some());
+        assert_eq!(rec(1, 1).suppressed_refusals(), None);
     }
 }

@@ -25,7 +25,9 @@
 //!
 //! Every decision (approved, refused, override) is journaled with its reason and time; approvals are on disk before
 //! the HSM is asked, so after a crash at any step the reopened guard replays them and cannot sign a second hash at a
-//! height, a lower height, or pay a peg-out twice. Each signature costs exactly one journal `fdatasync`.
+//! height, a lower height, or pay a peg-out twice. Each signature costs exactly one journal `fdatasync`. Refusals are
+//! journaled at most 4 per second; the rest are counted in a summary record (`rate-limited: N`), so a flood of refused
+//! requests cannot fill the disk.
 //! [`LoginAttempts`] counts failed PIN logins durably (SoftHSM never locks a PIN) and stops trying after N.
 //!
 //! # Threat model
@@ -35,8 +37,7 @@
 //! holder of the PIN and of the PKCS#11 session, and the networked code must not reach the token through another
 //! path. The journal's lock stops two guards on one journal file, not two machines holding the same key with
 //! separate journals, nor an attacker who edits or deletes the journal (restore it from a backup; never delete it to
-//! get going). A refused request is journaled too, so a compromised caller can grow the journal (one record per
-//! request).
+//! get going). Refused requests are journaled too, rate-limited (at most 4 records per second plus a summary).
 //!
 //! # Its own process behind a local socket (built)
 //!
@@ -52,9 +53,11 @@
 //! 2.6.1 is also not safe across processes sharing one token directory (11/50 failed starts while another process
 //! logged in) while one long-lived process was undisturbed by 60 logins (8367 signatures, 0 errors): one signer
 //! process per token is the operationally robust shape. What a compromised daemon can still do through the socket:
-//! ask for signatures the policy allows (each new decision needs a valid commit certificate), ask the signer to
-//! create a journal that is missing (the daemon asks only when its block store is empty), and grow the journal with
-//! refused requests. `signer.mode = "embedded"` (tests, benchmarks) still runs the guard on a thread of
+//! ask for signatures the policy allows (each new decision needs a valid commit certificate) and add rate-limited
+//! refusal records. It cannot have a missing journal created: `CreateJournal` is accepted only from the signer's
+//! own uid (operator tools); the journal of a new key is created by `ceremony member` when the key is generated,
+//! and a lost one only by `functionary-cli signer-journal-init HEIGHT` (written complete, then linked into place).
+//! The signer refuses to start with a PIN file readable by others or a data/journal directory writable by others. `signer.mode = "embedded"` (tests, benchmarks) still runs the guard on a thread of
 //! `functionaryd`, which is then only as strong as the daemon; it logs a warning. Not yet behind the socket: the
 //! peg-out guard ([`TxSigningGuard`], not called by the daemon yet) and admin commands that open the token
 //! themselves (ceremony, key listing), which must not run while the signer does.

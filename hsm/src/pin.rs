@@ -13,7 +13,8 @@ pub struct Pin(AuthPin);
 
 impl Pin {
     /// Reads a PIN from `path`. Trailing `\n` / `\r\n` are trimmed; an empty PIN is an error naming the path.
-    /// Warns (without failing) when the file is readable by group or others.
+    /// Warns (without failing) when the file is readable by group or others; `functionary-signer` refuses to start
+    /// on such a file (`functionary::signer_service::load::check_pin_file_mode`).
     pub fn from_file(path: &Path) -> Result<Pin, HsmError> {
         let text = std::fs::read_to_string(path).map_err(|e| HsmError::PinFile {
             path: path.to_path_buf(),

@@ -136,7 +136,9 @@ impl<S: DigestSigner> TxSigningGuard<S> {
                     &refusal.to_string(),
                     now,
                 );
-                if let Err(e) = self.journal.append(&record) {
+                // Refusals are rate-limited in the journal (a summary counts the rest): a flood of refused
+                // requests cannot fill the disk.
+                if let Err(e) = self.journal.append_refusal(&record) {
                     tracing::error!(target: "hsm", error = %e, "could not journal a peg-out refusal");
                 }
                 return Err(GuardError::PegoutRefused(refusal));

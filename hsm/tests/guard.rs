@@ -436,3 +436,88 @@ fn a_format_1_journal_is_migrated_and_its_watermark_still_binds() -> TestResult 
     assert!(hsm::journal_v1::v1_backup_path(&path).exists());
     Ok(())
 }
+
+/// A client flooding the guard with refused requests cannot grow the journal without bound: 10,000 refusals add a
+/// bounded number of records (the rest are counted in summary records), while approvals are still journaled and
+/// durable, and every refusal is either journaled or counted.
+#[test]
+fn ten_thousand_refusals_add_a_bounded_number_of_records_and_approvals_stay_durable() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("signer.journal");
+    let mut guard = open(&path, software()())?;
+    sign_ok(&mut guard, 5, X);
+    let size_before = std::fs::metadata(&path)?.len();
+    let started = std::time::Instant::now();
+    for _ in 0..10_000 {
+        refused(&mut guard, 4, Y);
+    }
+    // Seconds (of wall-clock) the flood may have touched, rounded up generously.
+    let seconds = started.elapsed().as_secs() + 2;
+    sign_ok(&mut guard, 6, Z);
+    // The approval is on disk before the guard returns (no drop needed): a second reader sees it.
+    let on_disk = {
+        let mut records = Vec::new();
+        let bytes = std::fs::read(&path)?;
+        let copy = dir.path().join("copy.journal");
+        std::fs::write(&copy, bytes)?;
+        SignerJournal::open_with(&copy, |_, r| {
+            records.push(r.clone());
+            Ok(())
+        })?;
+        records
+    };
+    assert_eq!(
+        on_disk
+            .iter()
+            .filter(|r| r.verdict.signs())
+            .map(|r| r.request.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            SignRequestRecord::Block {
+                height: 5,
+                block_hash: X
+            },
+            SignRequestRecord::Block {
+                height: 6,
+                block_hash: Z
+            }
+        ]
+    );
+    let per_second = u64::from(SignerJournal::MAX_REFUSALS_PER_SECOND) + 1;
+    let refusal_records = on_disk.iter().filter(|r| !r.verdict.signs()).count() as u64;
+    assert!(
+        refusal_records <= per_second * seconds,
+        "{refusal_records} refusal records for 10,000 refusals in {seconds} s"
+    );
+    let grown = std::fs::metadata(&path)?.len() - size_before;
+    assert!(
+        grown <= 400 * (per_second * seconds + 1),
+        "journal grew by {grown} bytes for 10,000 refusals"
+    );
+    let one_by_one = on_disk
+        .iter()
+        .filter(|r| r.verdict == Verdict::Refused && r.suppressed_refusals().is_none())
+        .count() as u64;
+    let summarised: u64 = on_disk.iter().filter_map(|r| r.suppressed_refusals()).sum();
+    assert_eq!(
+        one_by_one + summarised,
+        10_000,
+        "every refusal is journaled or counted"
+    );
+    assert!(
+        summarised > 0,
+        "a summary record counts the refusals not journaled one by one"
+    );
+    drop(guard);
+    // Reopening replays the approvals; the refusals changed nothing.
+    let guard = open(&path, software()())?;
+    assert_eq!(
+        guard.last_signed(),
+        Some(SignedBlock {
+            height: 6,
+            block_hash: Z
+        })
+    );
+    Ok(())
+}

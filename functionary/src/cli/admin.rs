@@ -89,29 +89,10 @@ pub fn run(
                 .context("usage: signer-journal-init HEIGHT")?
                 .parse()
                 .context("signer-journal-init: HEIGHT must be a block height")?;
-            let path = node.data_dir.join("signer.journal");
-            if path.exists() {
-                bail!(
-                    "signer journal {} exists; refusing to replace it (it is what keeps this member from signing twice)",
-                    path.display()
-                );
-            }
-            let mut journal = hsm::SignerJournal::open(&path)?;
-            // An approved decision for a hash no block has: the policy then refuses every height below HEIGHT and
-            // every real block at HEIGHT.
-            let record = hsm::JournalRecord::new(
-                hsm::SignRequestRecord::Block {
-                    height,
-                    block_hash: [0u8; 32],
-                },
-                hsm::Verdict::Approved,
-                "operator re-created a lost journal: nothing at or below this height is signed",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(0),
-            );
-            journal.append(&record)?;
+            let path = crate::signer_service::load::journal_path(&node);
+            // Built complete (header and floor record) under a temporary name and linked into place: a running
+            // signer waiting for its journal never sees it empty (it would adopt it without the floor).
+            crate::signer_service::load::create_floor_journal(&path, height)?;
             Ok(json!({ "journal": path, "refuses_up_to_height": height }))
         }
         other => bail!(

@@ -2,7 +2,7 @@
 //! certificate check), the token holding this member's block key, and the journal's place.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -16,6 +16,75 @@ pub const JOURNAL_FILE: &str = "signer.journal";
 /// The signer journal of the node whose config this is: `<datadir>/signer.journal`.
 pub fn journal_path(config: &NodeConfig) -> PathBuf {
     config.data_dir.join(JOURNAL_FILE)
+}
+
+/// Creates a NEW signer journal at `path` whose first record refuses every height up to `height` (an approved
+/// decision at `height` for a hash no block has), atomically: a signer waiting for its journal sees either none or
+/// the complete journal with this floor, never an empty one ([`hsm::SignerJournal::create_new`]). Refused with
+/// [`hsm::JournalError::Exists`] if a journal is there. What `functionary-cli signer-journal-init HEIGHT` does.
+pub fn create_floor_journal(path: &Path, height: u32) -> Result<(), hsm::JournalError> {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let floor = hsm::JournalRecord::new(
+        hsm::SignRequestRecord::Block {
+            height,
+            block_hash: [0u8; 32],
+        },
+        hsm::Verdict::Approved,
+        "operator re-created a lost journal: nothing at or below this height is signed",
+        unix_ms,
+    );
+    hsm::SignerJournal::create_new(path, &[floor])
+}
+
+/// Refuses to start the signer when its secrets or its journal are exposed to other users: the PIN file must not
+/// be accessible by group or others (mode `& 0o077 == 0`), and neither the data dir nor the journal's directory may
+/// be writable by group or others (someone else could remove or replace the journal). Errors name the file and
+/// the fix.
+pub fn check_signer_file_modes(config: &NodeConfig) -> anyhow::Result<()> {
+    check_pin_file_mode(&config.hsm.pin_file)?;
+    check_dir_not_writable_by_others(&config.data_dir, "data_dir")?;
+    let journal = journal_path(config);
+    if let Some(dir) = journal.parent().filter(|d| *d != config.data_dir.as_path()) {
+        check_dir_not_writable_by_others(dir, "the signer journal's directory")?;
+    }
+    Ok(())
+}
+
+/// Refuses a PIN file that group or others may access in any way.
+pub fn check_pin_file_mode(pin_file: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(pin_file)
+        .with_context(|| format!("hsm.pin_file: cannot read {}", pin_file.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "hsm.pin_file: {} is accessible by group or others (mode {mode:04o}); the signer refuses to start. \
+             Run `chmod 600 {}` (only the signer's user may read the PIN)",
+            pin_file.display(),
+            pin_file.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a directory that group or others may write to.
+pub fn check_dir_not_writable_by_others(dir: &Path, what: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(dir).with_context(|| format!("{what}: cannot read {}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "{what}: {} is writable by group or others (mode {mode:04o}): another user could remove or replace \
+             the signer journal; the signer refuses to start. Run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The federation as the consensus sees it, with this member's place in it.
@@ -135,4 +204,60 @@ pub fn open_block_token(
         );
     }
     Ok(signer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_pin_file_readable_by_group_or_others_is_refused_naming_it_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let pin = dir.path().join("hsm.pin");
+        std::fs::write(&pin, "123456").unwrap();
+        chmod(&pin, 0o600);
+        check_pin_file_mode(&pin).unwrap();
+        chmod(&pin, 0o400);
+        check_pin_file_mode(&pin).unwrap();
+        for mode in [0o640, 0o604, 0o644, 0o610, 0o660] {
+            chmod(&pin, mode);
+            let msg = check_pin_file_mode(&pin).unwrap_err().to_string();
+            assert!(
+                msg.contains("hsm.pin")
+                    && msg.contains("chmod 600")
+                    && msg.contains(&format!("{mode:04o}")),
+                "{msg}"
+            );
+        }
+        let msg = check_pin_file_mode(&dir.path().join("missing.pin"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("missing.pin"), "{msg}");
+    }
+
+    #[test]
+    fn a_directory_writable_by_group_or_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for ok in [0o700, 0o750, 0o755] {
+            chmod(dir.path(), ok);
+            check_dir_not_writable_by_others(dir.path(), "data_dir").unwrap();
+        }
+        for bad in [0o770, 0o707, 0o777, 0o1777] {
+            chmod(dir.path(), bad);
+            let msg = check_dir_not_writable_by_others(dir.path(), "data_dir")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.starts_with("data_dir: ") && msg.contains("chmod go-w"),
+                "{msg}"
+            );
+        }
+        chmod(dir.path(), 0o700);
+    }
 }

@@ -7,8 +7,12 @@
 //! certificate for every new decision, journaled and fsynced before the HSM signs.
 //!
 //! * [`protocol`]: versioned length-prefixed postcard frames (at most 64 KiB, checked before allocating).
-//! * [`service`]: the guard behind the protocol; a missing journal is only created on request
-//!   ([`protocol::SignerRequest::CreateJournal`]), which the daemon sends after checking it has no blocks.
+//! * [`service`]: the guard behind the protocol. The journal of a new key is created by the ceremony's `member`
+//!   step (the only moment a key is known to have signed nothing); a missing journal is otherwise only created on
+//!   request ([`protocol::SignerRequest::CreateJournal`]) from a process running as the signer's OWN uid (operator
+//!   tools), never from `signer.allowed_uid`: a compromised daemon cannot make the signer forget what it signed.
+//!   A journal that appears on disk while the signer waits is adopted (it is always created complete, see
+//!   [`load::create_floor_journal`]).
 //! * [`server`]: the socket (0600, stale socket removed only if nobody answers), the peer-uid check
 //!   (`SO_PEERCRED`: the signer's own uid or `signer.allowed_uid`), one request at a time.
 //! * [`client`]: what the daemon uses.
@@ -32,9 +36,11 @@ pub use protocol::{
     JournalState, LastSigned, SignerRequest, SignerResponse, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 pub use server::{SignerServer, SocketError};
-pub use service::BlockSignerService;
+pub use service::{BlockSignerService, Requester};
 
-/// Runs the signer process for `config` until `stop` is set: loads and checks the federation config, makes sure
+/// Runs the signer process for `config` until `stop` is set: refuses a PIN file readable by group or others and a
+/// data dir (or journal directory) writable by them, warns when `signer.allowed_uid` is unset (daemon and signer
+/// then run as the same user), loads and checks the federation config, makes sure
 /// no other signer serves the socket, opens the token (PIN counted) and the journal (lock taken), binds the socket
 /// and serves. Every check that can fail runs before the socket is bound.
 pub fn run_signer(config: &NodeConfig, stop: &AtomicBool) -> anyhow::Result<()> {
@@ -44,6 +50,13 @@ pub fn run_signer(config: &NodeConfig, stop: &AtomicBool) -> anyhow::Result<()> 
              this token and journal; set signer.mode = \"socket\" to run functionary-signer",
             config.data_dir.display()
         );
+    }
+    // The PIN must be the signer's alone, and nobody else may replace its journal.
+    load::check_signer_file_modes(config)?;
+    if config.signer.allowed_uid.is_none() {
+        tracing::warn!(target: "signer", data_dir = %config.data_dir.display(),
+            "signer.allowed_uid is unset: daemon and signer run as the same user: the separation relies on the \
+             deployment (a compromised daemon running as this user can read the PIN file and the journal)");
     }
     let federation_config = config.load_federation()?;
     crate::ceremony::require_verified(&config.data_dir, &federation_config)?;

@@ -35,8 +35,10 @@ pub enum SignerRequest {
     },
     /// The block-signing public key.
     PublicKey,
-    /// Create the signer journal if it is missing (the daemon asks only after checking that its member has no
-    /// blocks yet: a member with a chain must restore its journal or re-create it explicitly).
+    /// Create the signer journal if it is missing. Accepted only from a process running as the signer's own uid
+    /// (operator tools; refused from `signer.allowed_uid`). The daemon does not need it in the normal path: the
+    /// ceremony's `member` step creates the journal together with a new key. (A daemon running as the signer's
+    /// user still sends it on a member without blocks whose journal is missing.)
     CreateJournal,
 }
 
@@ -70,7 +72,7 @@ impl From<LastSigned> for hsm::SignedBlock {
 /// The state of the signer's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JournalState {
-    /// No journal file: the signer signs nothing until [`SignerRequest::CreateJournal`].
+    /// No journal file: the signer signs nothing until one is created or restored.
     Missing,
     /// Open and replayed.
     Open {

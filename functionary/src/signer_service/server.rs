@@ -17,7 +17,7 @@ use std::time::Duration;
 use hsm::DigestSigner;
 
 use super::protocol::{read_frame, write_frame, FrameError, SignerRequest, SignerResponse};
-use super::service::BlockSignerService;
+use super::service::{BlockSignerService, Requester};
 
 /// Most connections served at once (the daemon needs one; a few more for admin tools and tests).
 pub const MAX_CONNECTIONS: usize = 8;
@@ -257,13 +257,19 @@ impl SignerServer {
             );
             return;
         }
+        // CreateJournal is accepted only from the signer's own uid, never from `signer.allowed_uid`.
+        let requester = if uid == self.own_uid {
+            Requester::OwnUid
+        } else {
+            Requester::AllowedUid
+        };
         let service = service.clone();
         let active_in_thread = active.clone();
         let spawned = std::thread::Builder::new()
             .name("signer-conn".into())
             .spawn(move || {
                 tracing::debug!(target: "signer", peer_uid = uid, "client connected");
-                serve_connection(stream, &service);
+                serve_connection(stream, &service, requester);
                 active_in_thread.fetch_sub(1, Ordering::SeqCst);
                 tracing::debug!(target: "signer", peer_uid = uid, "client disconnected");
             });
@@ -278,6 +284,7 @@ impl SignerServer {
 fn serve_connection<S: DigestSigner>(
     mut stream: UnixStream,
     service: &Mutex<BlockSignerService<S>>,
+    requester: Requester,
 ) {
     loop {
         // Idle connections may wait for their next request as long as they like; a started frame may not.
@@ -302,7 +309,7 @@ fn serve_connection<S: DigestSigner>(
                     );
                     return;
                 };
-                service.handle(request)
+                service.handle(request, requester)
             }
             Err(FrameError::Decode(reason)) => {
                 tracing::warn!(target: "signer", %reason, "undecodable request");

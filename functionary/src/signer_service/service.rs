@@ -6,6 +6,17 @@ use hsm::{BlockSigningGuard, CertificateVerifier, DigestSigner, GuardError};
 
 use super::protocol::{JournalState, SignerRequest, SignerResponse, PROTOCOL_VERSION};
 
+/// Who sent a request, as the server's peer-uid check (`SO_PEERCRED`) established it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requester {
+    /// A process running as the signer's own uid: operator tools (or a daemon deployed as the same user, where
+    /// the separation relies on the deployment).
+    OwnUid,
+    /// The daemon running as `signer.allowed_uid`, another user: it may ask for signatures, never create the
+    /// journal.
+    AllowedUid,
+}
+
 /// The guard, or what is needed to open it once the journal exists.
 enum State<S: DigestSigner> {
     /// No journal file yet: nothing is signed until [`SignerRequest::CreateJournal`].
@@ -66,8 +77,8 @@ impl<S: DigestSigner> BlockSignerService<S> {
         }
     }
 
-    /// Answers one request.
-    pub fn handle(&mut self, request: SignerRequest) -> SignerResponse {
+    /// Answers one request from `from`.
+    pub fn handle(&mut self, request: SignerRequest, from: Requester) -> SignerResponse {
         self.adopt_journal_created_meanwhile();
         match request {
             SignerRequest::Hello { version } if version != PROTOCOL_VERSION => {
@@ -82,6 +93,17 @@ impl<S: DigestSigner> BlockSignerService<S> {
             },
             SignerRequest::PublicKey => {
                 SignerResponse::PublicKey(self.public_key.serialize().to_vec())
+            }
+            SignerRequest::CreateJournal if from != Requester::OwnUid => {
+                tracing::warn!(target: "signer", journal = %self.journal_path.display(),
+                    "refused CreateJournal from signer.allowed_uid (only the signer's own uid may create the journal)");
+                SignerResponse::Refused(format!(
+                    "only a process running as the signer's own user may create the signer journal {}; the \
+                     daemon (signer.allowed_uid) may not. The journal of a new key is created by `functionary-cli \
+                     ceremony member`; otherwise restore it from a backup or run `functionary-cli signer-journal-init \
+                     HEIGHT` as the signer's user",
+                    self.journal_path.display()
+                ))
             }
             SignerRequest::CreateJournal => self.create_journal(),
             SignerRequest::SignBlock {
@@ -102,8 +124,9 @@ impl<S: DigestSigner> BlockSignerService<S> {
             State::Open(guard) => guard,
             State::Missing { .. } => {
                 return SignerResponse::Refused(format!(
-                    "signer journal {} is missing: nothing is signed until it is created (the daemon creates it \
-                     on a member without blocks; otherwise restore it or run `functionary-cli signer-journal-init`)",
+                    "signer journal {} is missing: nothing is signed until it is created (`functionary-cli ceremony \
+                     member` creates it with a new key; otherwise restore it or run `functionary-cli \
+                     signer-journal-init HEIGHT` as the signer's user)",
                     self.journal_path.display()
                 ))
             }
@@ -200,31 +223,34 @@ mod tests {
         let mut s = service(dir.path());
         assert_eq!(s.journal_state(), JournalState::Missing);
         assert!(
-            matches!(s.handle(sign(1, 1, b"ok")), SignerResponse::Refused(r) if r.contains("missing"))
+            matches!(s.handle(sign(1, 1, b"ok"), Requester::OwnUid), SignerResponse::Refused(r) if r.contains("missing"))
         );
         assert!(!dir.path().join("signer.journal").exists());
         assert_eq!(
-            s.handle(SignerRequest::CreateJournal),
+            s.handle(SignerRequest::CreateJournal, Requester::OwnUid),
             SignerResponse::Journal(JournalState::Open { last_signed: None })
         );
         assert!(matches!(
-            s.handle(sign(1, 1, b"ok")),
+            s.handle(sign(1, 1, b"ok"), Requester::OwnUid),
             SignerResponse::Signature(_)
         ));
         assert!(matches!(
-            s.handle(sign(1, 2, b"ok")),
+            s.handle(sign(1, 2, b"ok"), Requester::OwnUid),
             SignerResponse::Refused(_)
         ));
         assert!(matches!(
-            s.handle(sign(2, 2, b"forged")),
+            s.handle(sign(2, 2, b"forged"), Requester::OwnUid),
             SignerResponse::Refused(r) if r.contains("not ok")
         ));
         drop(s);
         // Reopened: the journal exists and replays.
         let mut s = service(dir.path());
-        match s.handle(SignerRequest::Hello {
-            version: PROTOCOL_VERSION,
-        }) {
+        match s.handle(
+            SignerRequest::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            Requester::AllowedUid,
+        ) {
             SignerResponse::Hello { journal, .. } => assert_eq!(
                 journal,
                 JournalState::Open {
@@ -237,7 +263,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            s.handle(SignerRequest::Hello { version: 99 }),
+            s.handle(SignerRequest::Hello { version: 99 }, Requester::OwnUid),
             SignerResponse::ProtocolError(_)
         ));
     }
@@ -248,32 +274,82 @@ mod tests {
         let path = dir.path().join("signer.journal");
         let mut s = service(dir.path());
         assert_eq!(s.journal_state(), JournalState::Missing);
-        // An operator re-creates the journal (here: one approved decision at height 5) while the signer runs.
-        {
-            let mut journal = hsm::SignerJournal::open(&path).unwrap();
-            journal
-                .append(&hsm::JournalRecord::new(
-                    hsm::SignRequestRecord::Block {
-                        height: 5,
-                        block_hash: [5; 32],
-                    },
-                    hsm::Verdict::Approved,
-                    "restored",
-                    0,
-                ))
-                .unwrap();
-        }
+        // An operator re-creates the journal (refusing every height up to 5) while the signer runs.
+        crate::signer_service::load::create_floor_journal(&path, 5).unwrap();
         assert!(matches!(
-            s.handle(sign(5, 6, b"ok")),
+            s.handle(sign(5, 6, b"ok"), Requester::OwnUid),
             SignerResponse::Refused(_)
         ));
         assert!(matches!(
-            s.handle(sign(4, 4, b"ok")),
+            s.handle(sign(4, 4, b"ok"), Requester::OwnUid),
             SignerResponse::Refused(_)
         ));
         assert!(matches!(
-            s.handle(sign(6, 6, b"ok")),
+            s.handle(sign(6, 6, b"ok"), Requester::OwnUid),
             SignerResponse::Signature(_)
         ));
+    }
+
+    #[test]
+    fn the_daemons_uid_may_not_create_the_journal_only_the_signers_own_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.journal");
+        let mut s = service(dir.path());
+        let refused = s.handle(SignerRequest::CreateJournal, Requester::AllowedUid);
+        assert!(
+            matches!(&refused, SignerResponse::Refused(r) if r.contains("own user") && r.contains("signer-journal-init")),
+            "{refused:?}"
+        );
+        assert!(
+            !path.exists(),
+            "a refused CreateJournal created the journal"
+        );
+        assert_eq!(s.journal_state(), JournalState::Missing);
+        assert!(matches!(
+            s.handle(sign(1, 1, b"ok"), Requester::AllowedUid),
+            SignerResponse::Refused(r) if r.contains("missing")
+        ));
+        // The daemon may still ask for signatures once the journal exists.
+        assert_eq!(
+            s.handle(SignerRequest::CreateJournal, Requester::OwnUid),
+            SignerResponse::Journal(JournalState::Open { last_signed: None })
+        );
+        assert!(matches!(
+            s.handle(sign(1, 1, b"ok"), Requester::AllowedUid),
+            SignerResponse::Signature(_)
+        ));
+    }
+
+    /// `signer-journal-init` racing a running signer in the `Missing` state: the signer must never adopt the journal
+    /// before its floor record is in it (it would then sign below the floor).
+    #[test]
+    fn a_signer_waiting_for_its_journal_never_adopts_it_without_its_floor() {
+        for round in 0..200 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("signer.journal");
+            let mut s = service(dir.path());
+            let creator = {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    crate::signer_service::load::create_floor_journal(&path, 1000).unwrap()
+                })
+            };
+            loop {
+                let answer = s.handle(sign(3, 3, b"ok"), Requester::AllowedUid);
+                assert!(
+                    matches!(answer, SignerResponse::Refused(_)),
+                    "round {round}: signed below the floor: {answer:?}"
+                );
+                if matches!(s.journal_state(), JournalState::Open { .. }) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            creator.join().unwrap();
+            assert!(matches!(
+                s.journal_state(),
+                JournalState::Open { last_signed: Some(l) } if l.height == 1000
+            ));
+        }
     }
 }
