@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod ledger;
 pub mod p2p;
+pub mod process_support;
 pub mod rpc;
 pub mod signer_service;
 pub mod storage;

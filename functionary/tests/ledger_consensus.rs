@@ -101,6 +101,22 @@ impl Wallet {
     }
 }
 
+/// The coin the test genesis pays to the wallet.
+fn genesis_coin(federation: &Federation) -> OutPoint {
+    OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1)
+}
+
+/// A ledger over a fresh store holding the federation's genesis.
+fn chain_state(federation: &Federation) -> (tempfile::TempDir, Arc<BlockStore>, Arc<ChainState>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
+    store
+        .init_genesis(&federation.params.genesis_block())
+        .expect("genesis");
+    let (state, _relay) = ChainState::new(store.clone(), &federation.params, Default::default());
+    (dir, store, state)
+}
+
 struct Member {
     consensus: Consensus,
     _dir: tempfile::TempDir,
@@ -132,11 +148,8 @@ fn federation(wallet: &Wallet) -> Arc<Federation> {
 }
 
 fn member(federation: &Arc<Federation>, index: usize) -> Member {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
+    let (dir, _store, state) = chain_state(federation);
     let genesis = federation.params.genesis_block();
-    store.init_genesis(&genesis).expect("genesis");
-    let (state, _relay) = ChainState::new(store, &federation.params, Default::default());
     let mut consensus = Consensus::new(
         Arc::clone(federation),
         index,
@@ -206,7 +219,7 @@ fn a_block_with_a_double_spend_is_refused_by_every_member() {
     let wallet = Wallet::new();
     let federation = federation(&wallet);
     let asset = federation.params.policy_asset();
-    let coin = OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1);
+    let coin = genesis_coin(&federation);
     let first = wallet.spend(asset, coin, COINS, 1_000_000, 500);
     let second = wallet.spend(asset, coin, COINS, 2_000_000, 500);
     let bad = block_with(&federation, vec![first.clone(), second], 1_000);
@@ -235,7 +248,7 @@ fn the_same_block_without_the_double_spend_is_prevoted_by_every_member() {
     let wallet = Wallet::new();
     let federation = federation(&wallet);
     let asset = federation.params.policy_asset();
-    let coin = OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1);
+    let coin = genesis_coin(&federation);
     let first = wallet.spend(asset, coin, COINS, 1_000_000, 500);
     let good = block_with(&federation, vec![first], 500);
     let hash = good.block_hash();
@@ -263,7 +276,7 @@ fn a_coinbase_claiming_more_than_the_fees_is_refused() {
     let wallet = Wallet::new();
     let federation = federation(&wallet);
     let asset = federation.params.policy_asset();
-    let coin = OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1);
+    let coin = genesis_coin(&federation);
     let first = wallet.spend(asset, coin, COINS, 1_000_000, 500);
     let greedy = block_with(&federation, vec![first], 501);
     let mut m = member(&federation, 0);
@@ -278,7 +291,7 @@ fn a_coinbase_claiming_more_than_the_fees_is_refused() {
 /// A chain of `n` spends inside one block, each spending the previous one's first output.
 fn chained_spends(wallet: &Wallet, federation: &Federation, n: usize) -> (Vec<Transaction>, u64) {
     let asset = federation.params.policy_asset();
-    let mut coin = OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1);
+    let mut coin = genesis_coin(federation);
     let mut value = COINS;
     let mut txs = Vec::new();
     for _ in 0..n {
@@ -295,12 +308,7 @@ fn chained_spends(wallet: &Wallet, federation: &Federation, n: usize) -> (Vec<Tr
 fn blocks_verified_on_several_threads_keep_their_verdicts() {
     let wallet = Wallet::new();
     let federation = federation(&wallet);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
-    store
-        .init_genesis(&federation.params.genesis_block())
-        .expect("genesis");
-    let (state, _relay) = ChainState::new(store, &federation.params, Default::default());
+    let (_dir, _store, state) = chain_state(&federation);
 
     let (txs, fees) = chained_spends(&wallet, &federation, 12);
     let good = block_with(&federation, txs.clone(), fees);
@@ -334,12 +342,7 @@ fn the_next_block_is_validated_on_a_final_block_not_stored_yet() {
     // stored block 1: the ledger must see block 1's transactions as its parent's.
     let wallet = Wallet::new();
     let federation = federation(&wallet);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(BlockStore::open(&dir.path().join("blocks")).expect("store"));
-    store
-        .init_genesis(&federation.params.genesis_block())
-        .expect("genesis");
-    let (state, _relay) = ChainState::new(store.clone(), &federation.params, Default::default());
+    let (_dir, store, state) = chain_state(&federation);
     let (txs, _) = chained_spends(&wallet, &federation, 2);
     let block1 = block_with(&federation, vec![txs[0].clone()], 500);
     assert_eq!(state.validate_block(&block1), Ok(()));
@@ -360,7 +363,7 @@ fn the_next_block_is_validated_on_a_final_block_not_stored_yet() {
     // A block 2 double-spending what block 1 spent is invalid (not merely "unavailable").
     let conflicting = wallet.spend(
         federation.params.policy_asset(),
-        OutPoint::new(federation.params.genesis_block().txdata[0].txid(), 1),
+        genesis_coin(&federation),
         COINS,
         7_000_000,
         500,
@@ -377,10 +380,16 @@ fn the_next_block_is_validated_on_a_final_block_not_stored_yet() {
         "double spend of a pending block's input"
     );
 
-    // Once block 1 is stored the pending entry goes and the same answers hold from the store.
+    // Once block 1 is stored the pending entry goes and the same answers hold from the store alone (a fresh
+    // ledger over the same store: nothing validated before, nothing pending).
     store.put_block(&block1).expect("store block 1");
     state.blocks_stored(std::slice::from_ref(&block1));
-    assert_eq!(state.validate_block(&block2), Ok(()));
+    let (fresh, _relay) = ChainState::new(store.clone(), &federation.params, Default::default());
+    assert_eq!(fresh.validate_block(&block2), Ok(()));
+    assert!(matches!(
+        fresh.validate_block(&bad2),
+        Err(blocksigner::ContentError::Invalid(_))
+    ));
 
     // A block on an unknown parent cannot be judged here: unavailable, not invalid.
     let mut orphan = block2.clone();

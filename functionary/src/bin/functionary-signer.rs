@@ -43,14 +43,14 @@ fn main() {
             std::process::exit(1);
         }
     };
-    init_logging(&config.log);
+    functionary::process_support::init_logging(&config.log);
     // SAFETY: installing a handler that only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     if let Err(e) = functionary::signer_service::run_signer(&config, &STOP) {
-        let message = render_error(&e);
+        let message = functionary::process_support::render_error(&e);
         tracing::error!(target: "signer", error = %message, "functionary-signer failed");
         eprintln!("functionary-signer: error: {message}");
         std::process::exit(1);
@@ -64,31 +64,4 @@ fn load_config(args: &Args) -> anyhow::Result<NodeConfig> {
         config.federation_file = config.data_dir.join(federation);
     }
     Ok(config)
-}
-
-/// The error and its causes on one line, leaving out a cause whose text an outer message already includes.
-fn render_error(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }

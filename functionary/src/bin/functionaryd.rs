@@ -20,7 +20,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    init_logging(&config.log);
+    functionary::process_support::init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,37 +32,9 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(functionary::daemon::run(config)) {
-        let message = render_error(&e);
+        let message = functionary::process_support::render_error(&e);
         tracing::error!(target: "daemon", error = %message, "functionaryd failed");
         eprintln!("functionaryd: error: {message}");
         std::process::exit(1);
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose text an outer message already includes
-/// (many of our error types print their source in their own message).
-fn render_error(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }

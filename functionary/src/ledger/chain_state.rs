@@ -144,11 +144,6 @@ impl ChainState {
         (state, relay_rx)
     }
 
-    /// The block store.
-    pub fn store(&self) -> &Arc<BlockStore> {
-        &self.store
-    }
-
     /// The mempool (locked).
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         lock(&self.mempool)
@@ -205,9 +200,9 @@ impl ChainState {
     /// Verifies `tx`'s proofs and scripts before the mempool lock is taken (the lock is then held only for the
     /// cheap checks): the outputs it spends are looked up under a brief lock, verification runs without it.
     fn warm_outside_the_lock(&self, tx: &Transaction) {
-        let Ok(ctx) = self.mempool_context() else {
-            return;
-        };
+        // Proofs and scripts read only the chain-wide rules (policy asset, genesis hash), not the height or time:
+        // no need to read the chain for them.
+        let ctx = self.rules.context(0, 0, 0);
         let spent: Option<Vec<elements::TxOut>> = {
             let mempool = lock(&self.mempool);
             let store: &BlockStore = &self.store;

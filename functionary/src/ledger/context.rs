@@ -76,16 +76,9 @@ impl TimeWindow {
 
     /// The window ending at the stored block at `height`.
     pub fn ending_at(store: &BlockStore, height: u32) -> Result<Self, StoreError> {
-        let mut times = std::collections::VecDeque::with_capacity(Self::SPAN);
-        for h in height.saturating_sub(Self::SPAN as u32 - 1)..=height {
-            let Some(hash) = store.block_hash_at(h)? else {
-                continue;
-            };
-            if let Some(header) = store.header(&hash)? {
-                times.push_back(header.time);
-            }
-        }
-        Ok(TimeWindow { times })
+        Ok(TimeWindow {
+            times: store.times_ending_at(height, Self::SPAN as u32)?.into(),
+        })
     }
 
     /// The median of the window (0 when empty).

@@ -12,9 +12,6 @@ use super::params::{param_hash, param_int, param_verbosity};
 use super::txjson::tx_json;
 use super::{mempool_methods, sidechain_methods, tx_methods, utxo_methods, RpcContext};
 
-/// Number of blocks (the block and its ancestors) whose median time is `mediantime`, as Core.
-const MEDIAN_TIME_SPAN: u32 = 11;
-
 /// One method: its name, parameter names and help text.
 struct MethodSpec {
     name: &'static str,
@@ -221,18 +218,9 @@ impl Methods {
 
     /// Median of the times of the block at `height` and up to 10 ancestors.
     fn median_time(&self, height: u32) -> Result<u32, RpcFault> {
-        let first = height.saturating_sub(MEDIAN_TIME_SPAN - 1);
-        let mut times = Vec::with_capacity(MEDIAN_TIME_SPAN as usize);
-        for h in first..=height {
-            let Some(hash) = self.ctx.store.block_hash_at(h).map_err(store_fault)? else {
-                continue;
-            };
-            if let Some(header) = self.ctx.store.header(&hash).map_err(store_fault)? {
-                times.push(header.time);
-            }
-        }
-        times.sort_unstable();
-        Ok(times.get(times.len() / 2).copied().unwrap_or(0))
+        crate::ledger::TimeWindow::ending_at(&self.ctx.store, height)
+            .map(|window| window.median())
+            .map_err(store_fault)
     }
 
     fn position(&self, hash: &BlockHash, n_tx: usize) -> Result<ChainPosition, RpcFault> {

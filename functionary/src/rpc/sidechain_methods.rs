@@ -3,7 +3,6 @@
 use serde_json::{json, Value};
 
 use super::jsonrpc::RpcFault;
-use super::tx_methods::parent_genesis_internal;
 use super::RpcContext;
 
 /// Parent-chain confirmations a peg-in will need. PLACEHOLDER: peg-ins are refused by the ledger until the peg-in
@@ -29,7 +28,7 @@ pub fn getsidechaininfo(ctx: &RpcContext, _params: &[Value]) -> Result<Value, Rp
         .map(|program| hex::encode(program.as_bytes()))
         .into_iter()
         .collect();
-    let mut parent = parent_genesis_internal();
+    let mut parent = crate::ledger::REGTEST_GENESIS_INTERNAL;
     parent.reverse();
     Ok(json!({
         "fedpegscript": fedpegscript,

@@ -190,7 +190,7 @@ fn check_outputs_before_submit(tx: &Transaction, max_burn: u64) -> Result<(), Rp
         let script = output.script_pubkey.as_bytes();
         let unspendable = script.first() == Some(&0x6a) || script.len() > MAX_SCRIPT_SIZE;
         let pegout_to_parent = chain::ledger::parse_pegout_script(&output.script_pubkey)
-            .is_some_and(|p| p.parent_genesis == parent_genesis_internal());
+            .is_some_and(|p| p.parent_genesis == crate::ledger::REGTEST_GENESIS_INTERNAL);
         if unspendable && !pegout_to_parent && output.value.explicit().is_some_and(|v| v > max_burn)
         {
             return Err(RpcFault::new(
@@ -208,11 +208,6 @@ fn check_outputs_before_submit(tx: &Transaction, max_burn: u64) -> Result<(), Rp
         }
     }
     Ok(())
-}
-
-/// The parent chain's genesis hash (Bitcoin regtest), internal byte order.
-pub fn parent_genesis_internal() -> [u8; 32] {
-    crate::ledger::REGTEST_GENESIS_INTERNAL
 }
 
 /// `sendrawtransaction "hexstring" ( maxfeerate maxburnamount )` → txid. As elementsd: a transaction with an
@@ -397,7 +392,7 @@ mod tests {
 
     #[test]
     fn parent_genesis_is_bitcoin_regtest() {
-        let mut display = parent_genesis_internal();
+        let mut display = crate::ledger::REGTEST_GENESIS_INTERNAL;
         display.reverse();
         assert_eq!(
             hex::encode(display),

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use elements::confidential::{Asset, Nonce, Value as ConfValue};
 use elements::encode::serialize;
-use elements::hashes::sha256d;
 use elements::{AssetId, Transaction, TxIn, TxOut};
 use serde_json::{json, Map, Value};
 
@@ -39,46 +38,6 @@ fn commitment_hex<T: elements::encode::Encodable>(field: &T, is_null: bool) -> S
     } else {
         hex::encode(serialize(field))
     }
-}
-
-/// Elements' witness-only hash (`CTransaction::GetWitnessOnlyHash`): the fast Merkle root of (the root of the
-/// input witness hashes, the root of the output witness hashes). Coinbase inputs count as an empty witness.
-pub fn witness_only_hash(tx: &Transaction) -> [u8; 32] {
-    fn hash_of<T: elements::encode::Encodable>(item: &T) -> [u8; 32] {
-        sha256d::Hash::hash(&serialize(item)).to_byte_array()
-    }
-    fn root(leaves: &[[u8; 32]]) -> [u8; 32] {
-        *elements::fast_merkle_root(leaves).as_parts().0
-    }
-    let empty = elements::TxInWitness::default();
-    let inputs: Vec<[u8; 32]> = tx
-        .input
-        .iter()
-        .map(|input| {
-            let witness = if input.previous_output.is_null() {
-                &empty
-            } else {
-                &input.witness
-            };
-            root(&[
-                hash_of(&witness.amount_rangeproof),
-                hash_of(&witness.inflation_keys_rangeproof),
-                hash_of(&witness.script_witness),
-                hash_of(&witness.pegin_witness),
-            ])
-        })
-        .collect();
-    let outputs: Vec<[u8; 32]> = tx
-        .output
-        .iter()
-        .map(|output| {
-            root(&[
-                hash_of(&output.witness.surjection_proof),
-                hash_of(&output.witness.rangeproof),
-            ])
-        })
-        .collect();
-    root(&[root(&inputs), root(&outputs)])
 }
 
 /// What `secp256k1_rangeproof_info` reads from a rangeproof's header: `(exponent, mantissa bits, min, max)`.
@@ -293,7 +252,10 @@ pub fn tx_json(tx: &Transaction, include_hex: bool) -> Map<String, Value> {
     out.insert("txid".into(), json!(tx.txid().to_string()));
     out.insert("hash".into(), json!(wtxid));
     out.insert("wtxid".into(), json!(wtxid));
-    out.insert("withash".into(), json!(reversed_hex(witness_only_hash(tx))));
+    out.insert(
+        "withash".into(),
+        json!(reversed_hex(chain::ledger::witness_only_hash(tx))),
+    );
     out.insert("version".into(), json!(tx.version));
     out.insert("size".into(), json!(tx.size()));
     out.insert("vsize".into(), json!(tx.vsize()));

@@ -211,19 +211,20 @@ impl BlockStore {
         Ok(())
     }
 
-    /// The BIP113 median of the times of the 11 blocks ending at `height` (fewer near genesis).
-    pub fn median_time_past(&self, height: u32) -> Result<u32, StoreError> {
-        let mut times = Vec::with_capacity(11);
-        for h in (height.saturating_sub(10)..=height).rev() {
+    /// Header times of the (up to) `count` stored blocks ending at `height`, oldest first (BIP113's median time
+    /// past is taken over 11 of them).
+    pub fn times_ending_at(&self, height: u32, count: u32) -> Result<Vec<u32>, StoreError> {
+        let first = height.saturating_sub(count.saturating_sub(1));
+        let mut times = Vec::with_capacity(count as usize);
+        for h in first..=height {
             let Some(hash) = self.block_hash_at(h)? else {
-                break;
+                continue;
             };
             if let Some(header) = self.header(&hash)? {
                 times.push(header.time);
             }
         }
-        times.sort_unstable();
-        Ok(times.get(times.len() / 2).copied().unwrap_or(0))
+        Ok(times)
     }
 
     /// Rebuilds the ledger column families from the stored blocks (upgrade of a version-1 store, which had
